@@ -11,7 +11,7 @@ __all__ = ["Granian", "__version__"]
 def __getattr__(name: str) -> Any:
     # Lazy: `import granian` in a worker must not pull in the master's modules.
     if name == "Granian":
-        from .server.main import Granian
+        from .supervisor.api import Granian
 
         return Granian
     raise AttributeError(name)

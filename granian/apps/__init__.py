@@ -1,0 +1,1 @@
+"""See docs/internals.md for this package's contract."""

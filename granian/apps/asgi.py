@@ -1,0 +1,267 @@
+"""ASGI 3 over the request cycle (HTTP; shared/docs/ASGI.md).
+
+Per request: one scope dict built directly, one small `_HTTP` object whose bound `receive` and
+`send` the app gets. The common shape, start + one final body, becomes `cycle.respond()`: one
+write with `content-length`. A first body with `more_body=True` switches to streaming.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
+
+from .lifespan import Lifespan
+
+if TYPE_CHECKING:
+    from ..server.cycle import Cycle
+
+__all__ = ["ASGI_VERSION", "ASGIAdapter", "ASGINLAdapter", "decode_path"]
+
+logger = logging.getLogger("_granian")
+
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
+
+_UNSUPPORTED = "Unsupported ASGI message"
+_ALREADY_STARTED = "ASGI flow error: Response already started"
+_ALREADY_FINISHED = "ASGI flow error: Response already finished"
+_NOT_STARTED = "ASGI flow error: Response not started"
+
+_DISCONNECT = {"type": "http.disconnect"}
+
+# Response states of one request.
+_IDLE = 0  # nothing sent yet
+_STARTED = 1  # http.response.start received, head not written (held for the first body)
+_STREAMING = 2  # head written, body streaming
+_DONE = 3
+
+
+def decode_path(raw_path: bytes) -> str:
+    """ASGI `path`: percent-decoded, then UTF-8 with invalid bytes replaced (ASGI.md)."""
+    if b"%" in raw_path:
+        raw_path = unquote_to_bytes(raw_path)
+    return raw_path.decode("utf-8", "replace")
+
+
+def _is_event_stream(headers: Any) -> bool:
+    for name, value in headers:
+        if name.lower() == b"content-type" and value.lower().startswith(b"text/event-stream"):
+            return True
+    return False
+
+
+class _HTTP:
+    __slots__ = ("cycle", "state", "status", "headers", "_requested")
+
+    def __init__(self, cycle: Cycle) -> None:
+        self.cycle = cycle
+        self.state = _IDLE
+        self.status = 200
+        self.headers: Any = ()
+        self._requested = False
+
+    async def receive(self) -> Message:
+        cycle = self.cycle
+        if not cycle.body_complete:
+            data = await cycle.read()
+            if data is None:
+                return {"type": "http.disconnect"}
+            return {"type": "http.request", "body": data, "more_body": not cycle.body_complete}
+        await cycle.wait_disconnect(until_done=True)
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: Message) -> None:
+        try:
+            kind = message["type"]
+        except (KeyError, TypeError):
+            raise RuntimeError(_UNSUPPORTED) from None
+        state = self.state
+        if kind == "http.response.body":
+            if state == _STARTED:
+                body = message.get("body", b"")
+                more = message.get("more_body", False)
+                if body.__class__ is not bytes and not isinstance(body, (bytes, bytearray, memoryview)):
+                    raise RuntimeError(_UNSUPPORTED)
+                cycle = self.cycle
+                try:
+                    if not more:
+                        self.state = _DONE
+                        cycle.respond(self.status, self.headers, bytes(body))
+                        return
+                    self.state = _STREAMING
+                    cycle.start(self.status, self.headers)
+                except (TypeError, ValueError):
+                    # Nothing reached the wire: the invalid start is dropped with the error.
+                    self.state = _IDLE
+                    raise RuntimeError(_UNSUPPORTED) from None
+                if body:
+                    await self._write(bytes(body))
+                return
+            if state == _STREAMING:
+                body = message.get("body", b"")
+                if not isinstance(body, (bytes, bytearray, memoryview)):
+                    raise RuntimeError(_UNSUPPORTED)
+                if body:
+                    await self._write(bytes(body))
+                if not message.get("more_body", False):
+                    self.state = _DONE
+                    self.cycle.finish()
+                return
+            if state == _IDLE:
+                raise RuntimeError(_NOT_STARTED)
+            raise RuntimeError(_ALREADY_FINISHED)
+        if kind == "http.response.start":
+            if state != _IDLE:
+                raise RuntimeError(_ALREADY_FINISHED if state == _DONE else _ALREADY_STARTED)
+            status = message.get("status")
+            headers = message.get("headers", ())
+            if status.__class__ is not int or not 100 <= status <= 999:  # type: ignore[operator]
+                raise RuntimeError(_UNSUPPORTED)
+            if headers is None:
+                headers = ()
+            self.status = status
+            self.headers = headers
+            self.state = _STARTED
+            if headers and _is_event_stream(headers):
+                # Server-sent events: the client must see the head before the first event.
+                try:
+                    self.cycle.start(status, headers, flush=True)
+                except (TypeError, ValueError):
+                    self.state = _IDLE
+                    raise RuntimeError(_UNSUPPORTED) from None
+                self.state = _STREAMING
+            return
+        if kind == "http.response.pathsend":
+            await self._pathsend(message)
+            return
+        raise RuntimeError(_UNSUPPORTED)
+
+    async def _write(self, data: bytes) -> None:
+        from ..server.cycle import ClientDisconnected
+
+        try:
+            await self.cycle.write(data)
+        except ClientDisconnected:
+            # ASGI 2.3: a send after the client went away is ignored (the app learns of it
+            # through http.disconnect), never an endless wait.
+            return
+
+    async def _pathsend(self, message: Message) -> None:
+        state = self.state
+        if state == _IDLE:
+            raise RuntimeError(_NOT_STARTED)
+        if state != _STARTED:
+            raise RuntimeError(_ALREADY_STARTED if state == _STREAMING else _ALREADY_FINISHED)
+        path = message.get("path")
+        if not isinstance(path, (str, os.PathLike)):
+            raise RuntimeError(_UNSUPPORTED)
+        cycle = self.cycle
+        self.state = _DONE
+        try:
+            file = open(path, "rb")  # noqa: SIM115 - closed below, after the await
+        except OSError:
+            cycle.respond(404, (), b"")
+            return
+        with file:
+            size = os.fstat(file.fileno()).st_size
+            headers = [
+                (n, v) for n, v in self.headers if n.lower() not in (b"content-length", b"transfer-encoding")
+            ]
+            headers.append((b"content-length", str(size).encode()))
+            try:
+                cycle.start(self.status, headers)
+            except (TypeError, ValueError):
+                raise RuntimeError(_UNSUPPORTED) from None
+            from ..server.cycle import ClientDisconnected
+
+            try:
+                await cycle.sendfile(file, 0, size)
+            except ClientDisconnected:
+                return
+            cycle.finish()
+
+
+class ASGIAdapter:
+    """`--interface asgi`: HTTP plus lifespan (granian.apps.lifespan)."""
+
+    lifespan_enabled = True
+
+    def __init__(self, app: Any, settings: Any = None, root_path: str | None = None) -> None:
+        self.app: ASGIApp = app
+        if root_path is None:
+            root_path = (getattr(settings, "url_path_prefix", None) or "") if settings is not None else ""
+        self.root_path = root_path
+        self.lifespan = Lifespan(app) if self.lifespan_enabled else None
+        self.state: dict[str, Any] = {}
+        self.handler = self._make_handler()
+
+    async def startup(self) -> bool:
+        if self.lifespan is None:
+            return True
+        ok = await self.lifespan.startup()
+        self.state = self.lifespan.state
+        self.handler = self._make_handler()
+        return ok
+
+    async def shutdown(self) -> None:
+        if self.lifespan is not None:
+            await self.lifespan.shutdown()
+
+    def _make_handler(self) -> Callable[[Cycle], Any]:
+        app = self.app
+        state = self.state
+        version = ASGI_VERSION
+        root_path = self.root_path
+
+        async def handler(cycle: Cycle) -> None:
+            raw_path = cycle.raw_path
+            io = _HTTP(cycle)
+            scope = {
+                "type": "http",
+                "asgi": version,
+                "http_version": cycle.http_version,
+                "server": cycle.server,
+                "client": cycle.client,
+                "scheme": cycle.scheme,
+                "method": cycle.method,
+                "root_path": root_path,
+                "path": decode_path(raw_path),
+                "raw_path": raw_path,
+                "query_string": cycle.query,
+                "headers": cycle.headers,
+                "state": state.copy(),
+                "extensions": {"http.response.pathsend": {}},
+            }
+            try:
+                await app(scope, io.receive, io.send)
+            except BaseException as exc:  # noqa: BLE001 - the app's error is the server's to report
+                if io.state == _IDLE:
+                    cycle.fail(exc)
+                else:
+                    # After http.response.start the client must see a truncated response,
+                    # never a clean one of another status.
+                    logger.error("Application callable raised an exception", exc_info=exc)
+                    cycle.abort()
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            if not cycle.response_done:
+                if io.state == _IDLE:
+                    logger.error("ASGI callable returned without starting response")
+                    cycle.fail()
+                else:
+                    logger.error("ASGI callable returned without completing response")
+                    cycle.abort()
+
+        return handler
+
+
+class ASGINLAdapter(ASGIAdapter):
+    """`--interface asginl`: ASGI without lifespan."""
+
+    lifespan_enabled = False

@@ -1,0 +1,466 @@
+"""Server logging and the access log.
+
+Logger names are Granian's (``_granian`` for the server, ``granian.access`` for the access log), so
+``--log-config`` files written for Granian keep working. `configure(settings)` is called by the master
+and again by every worker after fork (dictConfig is idempotent, and a worker may be started alone).
+
+The access log is compiled once at start-up (`AccessLog`): the format is scanned for the atoms it
+uses and only those are computed per request. With the access log off nothing is installed, so the
+request path does no work for it at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import logging.config
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from .constants import ACCESS_LOG_ATOMS
+from .errors import ConfigurationError
+
+SERVER_LOGGER = "_granian"
+ACCESS_LOGGER = "granian.access"
+
+logger = logging.getLogger(SERVER_LOGGER)
+access_logger = logging.getLogger(ACCESS_LOGGER)
+
+# CLI.md's default, Granian's too.
+DEFAULT_ACCESS_LOG_FMT = '[%(time)s] %(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3f'
+
+LOG_LEVELS: dict[str, int] = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "notset": logging.NOTSET,
+}
+
+# Granian's default document: same formatter and handler names, so a user file that references
+# `console`/`access`/`generic` keeps resolving.
+LOGGING_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "generic": {
+            "()": "logging.Formatter",
+            "fmt": "[%(levelname)s] %(message)s",
+            "datefmt": "[%Y-%m-%d %H:%M:%S %z]",
+        },
+        "access": {
+            "()": "logging.Formatter",
+            "fmt": "%(message)s",
+            "datefmt": "[%Y-%m-%d %H:%M:%S %z]",
+        },
+    },
+    "handlers": {
+        "console": {"formatter": "generic", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+        "access": {"formatter": "access", "class": "granian.log.AccessHandler", "stream": "ext://sys.stdout"},
+    },
+    "loggers": {
+        SERVER_LOGGER: {"handlers": ["console"], "level": "INFO", "propagate": False},
+        ACCESS_LOGGER: {"handlers": ["access"], "level": "INFO", "propagate": False},
+    },
+}
+
+# Above CRITICAL: `--no-log` silences the server logger without touching handlers a user file set up.
+_SILENT = logging.CRITICAL + 1
+
+
+class LogSettings(Protocol):
+    """The part of `granian.settings.Settings` this module reads (kept structural so that the
+    bottom layers never import the settings model)."""
+
+    @property
+    def log(self) -> bool: ...
+    @property
+    def log_level(self) -> Any: ...
+    @property
+    def log_config(self) -> Any: ...
+
+
+def level_number(level: Any) -> int:
+    """`--log-level` value (a str or a str enum) to a logging level number."""
+    name = str(getattr(level, "value", level)).lower()
+    try:
+        return LOG_LEVELS[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"--log-level: {name!r} is not one of {', '.join(k for k in LOG_LEVELS if k != 'notset')}"
+        ) from None
+
+
+def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a `--log-config` JSON document; errors name the file and the reason."""
+    where = f"--log-config {os.fspath(path)}"
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise ConfigurationError(f"{where}: cannot read: {exc.strerror or exc}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{where}: invalid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(
+            f"{where}: expected a JSON object (a logging.config.dictConfig document), "
+            f"got {type(data).__name__}"
+        )
+    return data
+
+
+def build_config(level: Any = "info", user: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The dictConfig document: Granian's defaults with the user's document applied over them.
+
+    Sections (`formatters`, `handlers`, `filters`, `loggers`) merge per entry, so a file that only
+    redefines `granian.access` keeps the default server logger; other top-level keys replace. The
+    `--log-level` goes on `_granian` unless the user's own entry for it sets a level (the file is
+    the more specific statement)."""
+    cfg = copy.deepcopy(LOGGING_CONFIG)
+    if user:
+        for key, value in user.items():
+            if key in ("formatters", "handlers", "filters", "loggers") and isinstance(value, Mapping):
+                section = cfg.setdefault(key, {})
+                for name, entry in value.items():
+                    section[name] = copy.deepcopy(entry)
+            else:
+                cfg[key] = copy.deepcopy(value)
+    server = cfg.setdefault("loggers", {}).setdefault(SERVER_LOGGER, {})
+    user_server = ((user or {}).get("loggers") or {}).get(SERVER_LOGGER)
+    if not (isinstance(user_server, Mapping) and "level" in user_server):
+        server["level"] = level_number(level)
+    return cfg
+
+
+def configure_logging(
+    level: Any = "info",
+    config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    enabled: bool = True,
+) -> None:
+    """Apply the logging setup. `config` is a dictConfig mapping or the path of a JSON file."""
+    source = None
+    if config is not None and not isinstance(config, Mapping):
+        source = os.fspath(config)
+        config = load_config_file(source)
+    cfg = build_config(level, config)
+    try:
+        logging.config.dictConfig(cfg)
+    except (ValueError, TypeError, AttributeError, ImportError) as exc:
+        where = f" {source}" if source else ""
+        raise ConfigurationError(f"--log-config{where}: invalid logging configuration: {exc}") from exc
+    if not enabled:
+        logger.setLevel(_SILENT)
+
+
+def configure(settings: LogSettings) -> None:
+    """Configure logging from the settings; called by the master and by each worker."""
+    configure_logging(settings.log_level, settings.log_config, settings.log)
+
+
+# ---------------------------------------------------------------------------------------------
+# Access log
+
+# Atoms and what they mean; `header{Name}` is any request header (Granian's spelling of it).
+# The atoms (granian.constants, which the CLI help lists): addr (client address, no port, as
+# Granian), time (request start, local time), dt_ms (duration, ms, float), status (int), path and
+# query_string (as sent, percent-encoded; the query without `?`), method, scheme (http|https),
+# protocol (HTTP/1.0|HTTP/1.1|HTTP/2), size (response body bytes, int), referer, user_agent;
+# plus `rbl`, Granian's undocumented alias of size, and `header{Name}` for any request header.
+ATOMS = ACCESS_LOG_ATOMS | {"rbl"}
+_HEADER_ATOMS = {"referer": b"referer", "user_agent": b"user-agent"}
+_MISSING = "-"
+_TIME_FMT = "%Y-%m-%d %H:%M:%S %z"
+
+
+def scan_format(fmt: str) -> list[str]:
+    """The mapping keys of a %-style format, in order (`%%` is a literal percent sign).
+
+    `%(header{User-Agent})s` parses as the key `header{User-Agent}` with %-formatting (a key ends at
+    the first `)`, and a header name is an RFC 9110 §5.6.2 token, which cannot contain one), so the
+    pre-scan only has to learn which header each such key names."""
+    keys: list[str] = []
+    i = 0
+    n = len(fmt)
+    while True:
+        i = fmt.find("%", i)
+        if i < 0 or i + 1 >= n:
+            return keys
+        if fmt[i + 1] == "%":
+            i += 2
+            continue
+        if fmt[i + 1] == "(":
+            end = fmt.find(")", i + 2)
+            if end < 0:
+                raise ConfigurationError(f"--access-log-fmt: unterminated '%(' at offset {i}")
+            keys.append(fmt[i + 2 : end])
+            i = end + 1
+            continue
+        i += 1
+
+
+def _escape(value: str) -> str:
+    # Quote-escaping of client-controlled text, so `"%(path)s"` stays one field (Granian does the same).
+    return value.replace('"', '\\"') if '"' in value else value
+
+
+class RequestView(Protocol):
+    """What the access log reads from a finished request (granian.server.cycle.Cycle's names)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def raw_path(self) -> bytes: ...
+    @property
+    def query(self) -> bytes: ...
+    @property
+    def http_version(self) -> str: ...
+    @property
+    def headers(self) -> Sequence[tuple[bytes, bytes]]: ...
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def client(self) -> tuple[str, int] | None: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def bytes_sent(self) -> int: ...
+
+
+_PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2"}
+
+
+class _ClockCache:
+    """`time` atom text, formatted at most once per second (request start times share seconds)."""
+
+    __slots__ = ("_sec", "_text")
+
+    def __init__(self) -> None:
+        self._sec = -1
+        self._text = ""
+
+    def text(self, wall: float) -> str:
+        sec = int(wall)
+        if sec != self._sec:
+            self._text = time.strftime(_TIME_FMT, time.localtime(sec))
+            self._sec = sec
+        return self._text
+
+
+class AccessLog:
+    """A compiled access-log format. Build it once per worker; call `log()` once per response."""
+
+    def __init__(self, fmt: str = DEFAULT_ACCESS_LOG_FMT, logger_name: str = ACCESS_LOGGER) -> None:
+        self.fmt = fmt
+        self.logger = logging.getLogger(logger_name)
+        keys = scan_format(fmt)
+        self.keys = frozenset(keys)
+        self.unknown = sorted(k for k in self.keys if k not in ATOMS and not _is_header_key(k))
+        self._want_time = "time" in self.keys
+        self._want_path = "path" in self.keys
+        self._want_query = "query_string" in self.keys
+        self._want_method = "method" in self.keys
+        self._want_size = "size" in self.keys or "rbl" in self.keys
+        headers: dict[bytes, list[str]] = {}
+        for k in self.keys:
+            name = _HEADER_ATOMS.get(k)
+            if name is None and _is_header_key(k):
+                name = k[7:-1].strip().lower().encode("latin-1")
+            if name is not None:
+                headers.setdefault(name, []).append(k)
+        self._headers = {name: tuple(ks) for name, ks in headers.items()}
+        # Keys that are always present: typos and header atoms that the request lacks print `-`.
+        self._defaults: dict[str, Any] = dict.fromkeys(self.keys, _MISSING)
+        self._clock = _ClockCache()
+        self._check_format()
+        self._template = dict(
+            logging.LogRecord(self.logger.name, logging.INFO, __file__, 0, fmt, None, None).__dict__
+        )
+
+    def _check_format(self) -> None:
+        # Render a sample now so a bad conversion (`%(path)d`) fails at start-up, not per request.
+        sample: dict[str, Any] = dict(self._defaults)
+        sample.update(
+            addr="127.0.0.1", time="2000-01-01 00:00:00 +0000", dt_ms=1.0, status=200, path="/",
+            query_string="", method="GET", scheme="http", protocol="HTTP/1.1", size=0, rbl=0,
+        )  # fmt: skip
+        try:
+            self.fmt % sample
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ConfigurationError(f"--access-log-fmt {self.fmt!r}: not a %-style format ({exc})") from exc
+
+    def log(self, c: RequestView, dt: float) -> None:
+        """Emit one line for a finished request `c` (a `granian.server.cycle.Cycle`, or anything
+        with the same attributes) that took `dt` seconds from its head to its response end."""
+        lg = self.logger
+        if not lg.isEnabledFor(logging.INFO):
+            return
+        atoms = self._defaults.copy()
+        client = c.client
+        atoms["addr"] = client[0] if client else _MISSING
+        atoms["status"] = c.status
+        atoms["scheme"] = c.scheme
+        atoms["protocol"] = _PROTOCOLS.get(c.http_version) or f"HTTP/{c.http_version}"
+        atoms["dt_ms"] = dt * 1000.0
+        if self._want_time:
+            atoms["time"] = self._clock.text(time.time() - dt)
+        if self._want_method:
+            atoms["method"] = c.method
+        if self._want_path:
+            atoms["path"] = _escape(c.raw_path.decode("latin-1"))
+        if self._want_query:
+            atoms["query_string"] = _escape(c.query.decode("latin-1"))
+        if self._want_size:
+            atoms["size"] = atoms["rbl"] = c.bytes_sent
+        headers = c.headers
+        if self._headers:
+            self._fill_headers(atoms, headers)
+        # Fast path for the default setup (one AccessHandler printing the bare message, no filters,
+        # no propagation): format the line directly, no LogRecord at all.
+        hs = lg.handlers
+        if len(hs) == 1 and not lg.propagate and not lg.filters:
+            h = hs[0]
+            if type(h) is AccessHandler and h.plain and not h.filters and h.level <= logging.INFO:
+                try:
+                    line = self.fmt % atoms
+                except (TypeError, ValueError):
+                    # Only a value the start-up check could not foresee gets here; log it the
+                    # standard way so logging reports the error.
+                    lg.handle(self._record(atoms))
+                    return
+                h.write_line(line)
+                return
+        # makeRecord + handle rather than .info(): skips the caller lookup (a stack walk) that an
+        # access line has no use for. `args` is the atoms mapping, as Granian passes it, so
+        # handlers/filters that read `record.args` keep working.
+        lg.handle(self._record(atoms))
+
+    def _record(self, atoms: dict[str, Any]) -> logging.LogRecord:
+        # A LogRecord's __init__ costs more than the rest of the line (path splitting, thread and
+        # process lookups, the caller frame walk of `.info()`); every field but the clock, the
+        # thread and the atoms is the same for each access line, so records are cloned from a
+        # template made once per worker (after fork, so `process` is right). The result is a
+        # complete LogRecord: any formatter field or filter a user config uses still works.
+        rec = _new_record()
+        d = rec.__dict__
+        d.update(self._template)
+        ns = time.time_ns()
+        d["created"] = ns / 1e9
+        d["msecs"] = (ns % 1_000_000_000) // 1_000_000 + 0.0
+        d["relativeCreated"] = (ns - _START_NS) / 1e6
+        d["args"] = atoms
+        d["thread"] = threading.get_ident()
+        d["threadName"] = threading.current_thread().name
+        return rec
+
+    def _fill_headers(self, atoms: dict[str, Any], headers: Sequence[tuple[bytes, bytes]]) -> None:
+        wanted = self._headers
+        found: dict[bytes, str] = {}
+        for name, value in headers:
+            if name in wanted:
+                text = value.decode("latin-1")
+                # Repeated field lines combine with ", " (RFC 9110 §5.3).
+                found[name] = f"{found[name]}, {text}" if name in found else text
+        for name, text in found.items():
+            text = _escape(text)
+            for key in wanted[name]:
+                atoms[key] = text
+
+
+class AccessHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The default access-log handler: a StreamHandler that writes the lines of one event-loop
+    iteration with a single write and flush, instead of one write syscall per request (the cost
+    that dominated an access line). Outside a running loop it writes through."""
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._scheduled = False
+        self._checked: object = _UNCHECKED
+        self._plain = False
+
+    @property
+    def plain(self) -> bool:
+        """True when the formatter prints just the message (Granian's `access` formatter)."""
+        f = self.formatter
+        if f is not self._checked:
+            self._plain = f is None or (type(f) is logging.Formatter and f._fmt == "%(message)s")
+            self._checked = f
+        return self._plain
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self.write_line(msg)
+
+    def write_line(self, line: str) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._pending.append(line)
+            if self._scheduled:
+                return
+            loop = asyncio._get_running_loop()
+            if loop is None or loop.is_closed():
+                self.flush()
+                return
+            self._scheduled = True
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._scheduled = False
+            if self._pending:
+                data = self.terminator.join(self._pending) + self.terminator
+                self._pending.clear()
+                try:
+                    self.stream.write(data)
+                except Exception:
+                    # A closed or broken stdout must not take the worker down with it.
+                    return
+            super().flush()
+
+
+_UNCHECKED = object()
+
+
+def _new_record() -> logging.LogRecord:
+    return logging.LogRecord.__new__(logging.LogRecord)
+
+
+# logging's own start time (for `relativeCreated`), in ns like `created` is computed here.
+_START_NS = int(getattr(logging, "_startTime", time.time()) * 1e9)
+
+
+def _is_header_key(key: str) -> bool:
+    return key.startswith("header{") and key.endswith("}") and len(key) > 8
+
+
+def check_access_format(fmt: str) -> None:
+    """Validate `--access-log-fmt` at start-up: ValueError naming an unknown atom or a bad
+    %-conversion (used by the settings model, so a typo is an option error, exit status 2)."""
+    try:
+        alog = AccessLog(fmt)
+    except ConfigurationError as exc:
+        raise ValueError(str(exc).split(": ", 1)[-1]) from None
+    if alog.unknown:
+        known = ", ".join([*sorted(ATOMS - {"rbl"}), "header{Name}"])
+        raise ValueError(f"unknown atom {alog.unknown[0]!r}; known: {known}")
+
+
+def make_access_log(settings: Any) -> AccessLog | None:
+    """The worker's access logger, or None when `--no-access-log` (then nothing is installed)."""
+    if not getattr(settings, "access_log", False):
+        return None
+    fmt = getattr(settings, "access_log_fmt", None) or DEFAULT_ACCESS_LOG_FMT
+    alog = AccessLog(fmt)
+    if alog.unknown:
+        logger.warning("Access log format uses unknown atoms (printed as '-'): %s", ", ".join(alog.unknown))
+    return alog

@@ -1,0 +1,495 @@
+"""One asyncio.Protocol per HTTP/1.1 connection: bytes in, request cycles out, bytes back.
+
+Requests on a connection are served one at a time, strictly in order (RFC 9112 §9.3.2): bytes
+of pipelined requests that arrive while one is in flight are kept (up to the buffer size, then
+reading pauses) and parsed once its response is complete. The hot path, a whole request in one
+`data_received`, is: one C parse, one Cycle, one handler call; the response is one write.
+
+Read pausing has three independent reasons (body waiting for the app, pipelined bytes over the
+buffer, and `--backpressure`); reading resumes only when none holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from time import perf_counter
+from typing import IO, Any
+
+from ..errors import ProtocolError
+from ..http1.conn import DISCARD_LIMIT, body_reader, split_target, wants_keep_alive
+from ..http1.parser import F_EXPECT_CONTINUE, parse_head
+from ..http1.response import simple_response
+from .context import ServerContext
+from .cycle import Cycle
+from .eager import start_eager
+
+__all__ = ["H1Protocol"]
+
+_PAUSE_BODY = 1
+_PAUSE_PIPELINE = 2
+_PAUSE_PARKED = 4
+
+_NEVER = math.inf
+
+# Bodies above this size are handed to the transport next to the head (writev) rather than
+# concatenated, saving a copy; below it one small concatenation is cheaper than a list.
+_JOIN_MAX = 16384
+
+_METHODS = {
+    m: m.decode("ascii")
+    for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"CONNECT", b"TRACE")
+}
+
+
+class H1Protocol(asyncio.Protocol):
+    __slots__ = (
+        "ctx",
+        "transport",
+        "client",
+        "server",
+        "waiting_since",
+        "body_paused",
+        "write_paused",
+        "_buf",
+        "_pos",
+        "_more",
+        "_cycle",
+        "_reader",
+        "_discarded",
+        "_closing",
+        "_paused",
+        "_drain_waiter",
+        "_lost_fut",
+        "_lost",
+        "_out",
+    )
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self.transport: Any = None
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+        self.waiting_since = ctx.now
+        self.body_paused = False
+        self.write_paused = False
+        self._buf = b""
+        self._pos = 0
+        self._more: bytearray | None = None
+        self._cycle: Cycle | None = None
+        self._reader: Any = None
+        self._discarded = 0
+        self._closing = False
+        self._paused = 0
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._lost_fut: asyncio.Future[None] | None = None
+        self._lost = False
+        self._out: list[bytes] = []
+
+    # ---------------------------------------------------------------- transport callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        ctx = self.ctx
+        ctx.connections.add(self)
+        m = ctx.metrics
+        if m is not None:
+            m.conn_active += 1
+            m.conn_handled += 1
+        self.waiting_since = ctx.now
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.client = (peer[0], peer[1])
+        local = transport.get_extra_info("sockname")
+        if isinstance(local, tuple):
+            self.server = (local[0], local[1])
+        if ctx.draining:
+            self._closing = True
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        m = self.ctx.metrics
+        if m is not None:
+            m.conn_active -= 1
+            if exc is not None:
+                m.conn_err += 1
+        self.waiting_since = _NEVER
+        cycle = self._cycle
+        if cycle is not None:
+            self._cycle = None
+            cycle._detach(True)
+            if not cycle.response_done:
+                cycle.response_done = True
+                self._release(cycle)
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        fut = self._lost_fut
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+        if self in self.ctx.waiting:
+            self.ctx.waiting.remove(self)
+        self.ctx.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self._reader is not None:
+            # Body bytes, for the request in flight or being discarded after its response.
+            if self._pos < len(self._buf):
+                data = self._buf[self._pos :] + data
+            self._feed_body(data, 0)
+            return
+        if self._cycle is not None:
+            self._stash(data)
+            return
+        more = self._more
+        if more is not None:
+            more += data
+            if b"\n" not in data:
+                # A head only ends at a line end: do not re-parse a growing partial line.
+                if len(more) > self.ctx.buffer_size:
+                    self._reject(431)
+                return
+            data = bytes(more)
+            self._more = None
+        elif self._pos < len(self._buf):
+            data = self._buf[self._pos :] + data
+        self._buf = data
+        self._pos = 0
+        self._next_request()
+
+    # ---------------------------------------------------------------- request parsing
+
+    def _next_request(self) -> None:
+        if self._cycle is not None or self._lost or self._reader is not None or self._closing:
+            return
+        more = self._more
+        if more is not None:
+            self._buf = bytes(more)
+            self._pos = 0
+            self._more = None
+        buf = self._buf
+        pos = self._pos
+        if pos >= len(buf):
+            if self._out:
+                self._flush()
+            if self._paused & _PAUSE_PIPELINE:
+                self._resume(_PAUSE_PIPELINE)
+            return
+        ctx = self.ctx
+        if ctx.active >= ctx.backpressure:
+            self._pause(_PAUSE_PARKED)
+            ctx.waiting.append(self)
+            return
+        try:
+            res = parse_head(buf, pos, ctx.limits)
+        except ProtocolError as exc:
+            self._reject(exc.status_hint)
+            return
+        if res is None:
+            if self._out:
+                self._flush()
+            if len(buf) - pos > ctx.buffer_size:
+                self._reject(431)
+                return
+            self._more = bytearray(buf[pos:] if pos else buf)
+            self._buf = b""
+            self._pos = 0
+            if self._paused & _PAUSE_PIPELINE:
+                self._resume(_PAUSE_PIPELINE)
+            return
+        end, method, target, minor, headers, content_length, flags = res
+        if target[:1] == b"/" and b"?" not in target:
+            path, query = target, b""
+        else:
+            path, query = split_target(target)
+        keep = ctx.keep_alive and not self._closing and wants_keep_alive(minor, flags)
+        reader = body_reader(content_length, flags)
+        cycle = Cycle(
+            self,
+            _METHODS.get(method) or method.decode("latin-1"),
+            path,
+            query,
+            minor,
+            headers,
+            keep,
+            reader is None,
+            reader is not None and bool(flags & F_EXPECT_CONTINUE),
+        )
+        self._cycle = cycle
+        self.waiting_since = _NEVER
+        ctx.active += 1
+        if ctx.on_complete is not None:
+            cycle.t0 = perf_counter()
+        if reader is None:
+            self._buf = buf
+            self._pos = end
+        else:
+            self._reader = reader
+            self._discarded = 0
+            if end < len(buf):
+                self._feed_body(buf, end)
+            else:
+                self._buf = b""
+                self._pos = 0
+        if ctx.eager:
+            start_eager(ctx.loop, ctx.handler(cycle))
+        else:
+            ctx.loop.create_task(ctx.handler(cycle))
+
+    def _feed_body(self, buf: bytes, start: int) -> None:
+        reader = self._reader
+        try:
+            data, end, done = reader.feed(buf, start)
+        except ProtocolError:
+            self._body_error()
+            return
+        cycle = self._cycle
+        if done:
+            self._reader = None
+        if cycle is not None:
+            if cycle._push(data, done) > self.ctx.buffer_size and not done:
+                # The app is not keeping up: stop reading until it catches up (flow control).
+                self.body_paused = True
+                self._pause(_PAUSE_BODY)
+        else:
+            self._discarded += len(data)
+            if not done and self._discarded > DISCARD_LIMIT:
+                self.transport.close()
+                return
+        self._buf = buf
+        self._pos = end
+        if done:
+            if cycle is None:
+                # Finished discarding an unread body: on to the next request.
+                self.waiting_since = self.ctx.now
+                self._next_request()
+            elif len(buf) - end > self.ctx.buffer_size:
+                self._pause(_PAUSE_PIPELINE)
+
+    def _stash(self, data: bytes) -> None:
+        more = self._more
+        if more is None:
+            more = self._more = bytearray(self._buf[self._pos :])
+            self._buf = b""
+            self._pos = 0
+        more += data
+        if len(more) > self.ctx.buffer_size:
+            self._pause(_PAUSE_PIPELINE)
+
+    def _reject(self, status: int) -> None:
+        """The peer's error (RFC 9112 §2.2, h11's split): answer with its status and close."""
+        m = self.ctx.metrics
+        if m is not None:
+            m.conn_err += 1
+        self._closing = True
+        self._more = None
+        self._buf = b""
+        self._pos = 0
+        if self._out:
+            self._flush()
+        transport = self.transport
+        if not self._lost:
+            transport.write(simple_response(status))
+            transport.close()
+
+    def _body_error(self) -> None:
+        cycle = self._cycle
+        self._reader = None
+        if cycle is not None and not cycle.response_started:
+            # Let the app see the end of its body; the response becomes the 400.
+            cycle.disconnected = True
+            self._cycle = None
+            cycle._detach(True)
+            cycle.response_started = cycle.response_done = True
+            cycle.status = 400
+            self._release(cycle)
+            self._reject(400)
+        else:
+            self.transport.close()
+
+    def head_timeout(self) -> None:
+        """Called by the ticker: no complete head within --http1-header-read-timeout."""
+        m = self.ctx.metrics
+        if m is not None:
+            m.conn_err += 1
+        self.waiting_since = _NEVER
+        self._closing = True
+        if self._more or self._pos < len(self._buf):
+            # A head was on its way: say why (RFC 9110 §15.5.9).
+            self.transport.write(simple_response(408))
+        self.transport.close()
+
+    # ---------------------------------------------------------------- flow control
+
+    def _pause(self, reason: int) -> None:
+        if not self._paused and not self._lost:
+            self.transport.pause_reading()
+        self._paused |= reason
+
+    def _resume(self, reason: int) -> None:
+        if self._paused & reason:
+            self._paused &= ~reason
+            if not self._paused and not self._lost:
+                self.transport.resume_reading()
+
+    def resume_body(self) -> None:
+        self.body_paused = False
+        self._resume(_PAUSE_BODY)
+
+    def unpark(self) -> None:
+        self._resume(_PAUSE_PARKED)
+        if not self._lost:
+            self._next_request()
+
+    async def drain(self) -> None:
+        if not self.write_paused or self._lost:
+            return
+        waiter = self._drain_waiter
+        if waiter is None or waiter.done():
+            waiter = self._drain_waiter = self.ctx.loop.create_future()
+        await waiter
+
+    def lost_future(self) -> asyncio.Future[None]:
+        fut = self._lost_fut
+        if fut is None:
+            fut = self._lost_fut = self.ctx.loop.create_future()
+            if self._lost:
+                fut.set_result(None)
+        return fut
+
+    # ---------------------------------------------------------------- writing
+
+    def write(self, data: bytes) -> None:
+        if self._out:
+            self._flush()
+        if not self._lost:
+            self.transport.write(data)
+
+    def _flush(self) -> None:
+        out = self._out
+        if not self._lost:
+            self.transport.writelines(out)
+        out.clear()
+
+    def can_sendfile(self) -> bool:
+        loop = self.ctx.loop
+        return not self._lost and isinstance(loop, asyncio.BaseEventLoop) and (
+            self.transport.get_extra_info("sslcontext") is None
+        )
+
+    async def sendfile(self, file: IO[bytes], offset: int, count: int) -> None:
+        if self._out:
+            self._flush()
+        try:
+            await self.ctx.loop.sendfile(self.transport, file, offset, count)
+        except (ConnectionError, RuntimeError):
+            # The peer went away mid-file (or the transport closed under us).
+            self._lost = self._lost or self.transport.is_closing()
+
+    def complete(self, cycle: Cycle, head: bytes, body: bytes | None) -> None:
+        """Write the rest of a response (`head` may be b'' for a stream's end) and move on."""
+        cycle.response_done = True
+        if not self._lost:
+            out = self._out
+            if (
+                self.ctx.pipeline_flush
+                and cycle.keep_alive
+                and (self._more or self._pos < len(self._buf))
+                and len(out) < 64
+            ):
+                # More pipelined requests are already here: gather their responses and write
+                # them together once the batch is answered (--http1-pipeline-flush).
+                if head:
+                    out.append(head)
+                if body:
+                    out.append(body)
+            elif out:
+                if head:
+                    out.append(head)
+                if body:
+                    out.append(body)
+                self._flush()
+            elif body is None:
+                if head:
+                    self.transport.write(head)
+            elif len(body) <= _JOIN_MAX:
+                self.transport.write(head + body)
+            else:
+                self.transport.writelines((head, body))
+        self._cycle = None
+        cycle._detach(False)
+        self._release(cycle)
+        if self._lost:
+            return
+        if not cycle.keep_alive or self._closing:
+            self._closing = True
+            if self._out:
+                self._flush()
+            self.transport.close()
+            return
+        if self._reader is not None:
+            # The app answered without reading its whole body; drop the rest (RFC 9112 §9.3)
+            # unless it is large or the client is still waiting for `100 Continue`.
+            if self.unread_too_large(cycle):
+                self._closing = True
+                self.transport.close()
+                return
+            if self.body_paused:
+                self.resume_body()
+            return
+        self.waiting_since = self.ctx.now
+        if self.body_paused:
+            self.resume_body()
+        if self._more or self._pos < len(self._buf):
+            # Pipelined requests: parse the next one from a fresh loop callback, so an eager
+            # (`--opt`) handler never starts inside another request's task.
+            self.ctx.loop.call_soon(self._next_request)
+        elif self._paused & _PAUSE_PIPELINE:
+            self._resume(_PAUSE_PIPELINE)
+
+    def unread_too_large(self, cycle: Cycle) -> bool:
+        """Whether an unread request body rules out keeping the connection: the client still
+        waits for `100 Continue`, or more than DISCARD_LIMIT bytes are still to come."""
+        reader = self._reader
+        if reader is None:
+            return False
+        return cycle._continue or reader.remaining > DISCARD_LIMIT
+
+    def abort_request(self, cycle: Cycle) -> None:
+        """Drop the connection mid-response: the client sees a truncated message."""
+        cycle.response_done = True
+        self._cycle = None
+        cycle._detach(True)
+        self._release(cycle)
+        self._closing = True
+        if not self._lost:
+            self._out.clear()
+            self.transport.abort()
+
+    def _release(self, cycle: Cycle) -> None:
+        ctx = self.ctx
+        hook = ctx.on_complete
+        if hook is not None:
+            hook(cycle)
+        ctx.release()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close now if idle, else after the response in flight."""
+        self._closing = True
+        cycle = self._cycle
+        if cycle is not None:
+            cycle.keep_alive = False  # its response says `connection: close`
+        elif not self._lost:
+            if self._out:
+                self._flush()
+            self.transport.close()

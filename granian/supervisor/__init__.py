@@ -1,0 +1,75 @@
+"""The master process (docs/internals.md §5): `run(settings) -> int`.
+
+Binds once, forks `--workers` children that call `granian.server.worker.serve_worker`,
+supervises them and returns the process exit status. The master never imports the app.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigurationError
+from . import envfiles, pidfile
+from .bind import BindError, Listener, bind_tcp, bind_uds, unlink_uds
+from .master import Hooks, Master
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+__all__ = ["Hooks", "run"]
+
+log = logging.getLogger("_granian")
+
+
+def _bind(settings: Settings) -> Listener:
+    if settings.uds:
+        return bind_uds(str(settings.uds), settings.backlog, settings.uds_permissions)
+    scheme = "https" if settings.ssl_certificate else "http"
+    return bind_tcp(settings.host, settings.port, settings.backlog, scheme)
+
+
+def run(settings: Settings, hooks: Hooks | None = None) -> int:
+    """Run the master until it stops; the return value is the process exit status."""
+    from .. import __version__
+    from ..log import configure
+
+    hooks = hooks or Hooks()
+    try:
+        configure(settings)
+    except ConfigurationError as exc:
+        log.error("%s", exc)
+        return 1
+    if settings.process_name:
+        from setproctitle import setproctitle
+
+        setproctitle(str(settings.process_name))
+    log.info("Starting granian %s (master PID: %d)", __version__, os.getpid())
+    pid_path = str(settings.pid_file) if settings.pid_file else None
+    listener: Listener | None = None
+    code = 1
+    try:
+        if pid_path:
+            pidfile.create(pid_path)
+        env = envfiles.read([str(p) for p in settings.env_files or []])
+        if settings.reload:
+            from .reload import Reloader
+
+            Reloader.check_available()
+        listener = _bind(settings)
+        log.info("Listening at: %s", listener.display)
+        Master.run_hooks_static(hooks.on_startup, "on_startup")
+        code = Master(settings, listener, env, hooks).loop()
+    except (ConfigurationError, BindError) as exc:
+        log.error("%s", exc)
+        code = 1
+    finally:
+        if listener is not None:
+            listener.close()
+            unlink_uds(listener)
+            Master.run_hooks_static(hooks.on_shutdown, "on_shutdown")
+        if pid_path:
+            pidfile.remove(pid_path)
+    log.info("Shutdown complete")
+    return code

@@ -1,0 +1,23 @@
+"""Shared fixtures: a real worker in a subprocess (see tests/helpers.py)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import ServerProc, start_server  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def asgi_server() -> Iterator[ServerProc]:
+    """One ASGI worker serving tests/apps/asgi_app.py for a whole test module."""
+    server = start_server("asgi_app:app")
+    try:
+        yield server
+    finally:
+        server.stop()
