@@ -103,8 +103,11 @@ async def app(scope: Scope, proto: HTTPProtocol) -> None:
     elif path == "/stream_gone":
         tr = proto.response_stream(200, [])
         try:
+            chunk = b"x" * 65536
             for _ in range(100000):
-                await tr.send_bytes(b"x" * 65536)
+                await tr.send_bytes(chunk)
+                # yield like a real producer would; the loop delivers connection_lost then
+                await asyncio.sleep(0)
         except ProtocolClosed:
             STATE["stream_closed"] = True
     else:
