@@ -265,9 +265,16 @@ static inline int parse_head(const unsigned char *b, size_t len, size_t start, c
     p++;
     if (major != 1 || minor > 1) return -H1_E_VERSION_UNSUPPORTED;
 
+    if (copy) {
+        memcpy(copy, b + ms, me - ms);
+        copy[me - ms] = '\0';
+        memcpy(copy + (me - ms) + 1, b + ts, te - ts);
+    }
+    /* bytes written to copy so far ("method\0target"); each header adds "\0name\0value" */
+    size_t w = (me - ms) + 1 + (te - ts);
+
     framing f = {0, 0, 0, 0, 0, 0, 0};
     uint32_t nh = 0;
-    size_t w = 0; /* bytes written to copy */
     uint32_t *h = out + H1_OUT_HEADERS;
     for (;;) {
         NEED(p);
@@ -339,7 +346,8 @@ static inline int parse_head(const unsigned char *b, size_t len, size_t start, c
         h += 4;
         nh++;
         if (copy) {
-            /* "name\0value\0": never longer than the "name:value\r\n" it came from */
+            /* "\0name\0value": never longer than the "name:value\r\n" it came from */
+            copy[w++] = '\0';
             for (size_t i = ns; i < ne; i++) {
                 unsigned char c2 = b[i];
                 copy[w++] = (char)(c2 >= 'A' && c2 <= 'Z' ? c2 | 0x20 : c2);
@@ -347,7 +355,8 @@ static inline int parse_head(const unsigned char *b, size_t len, size_t start, c
             copy[w++] = '\0';
             memcpy(copy + w, b + vs, ve - vs);
             w += ve - vs;
-            copy[w++] = '\0';
+        } else {
+            w += 1 + (ne - ns) + 1 + (ve - vs);
         }
     }
 #undef NEED
@@ -379,7 +388,7 @@ static inline int parse_head(const unsigned char *b, size_t len, size_t start, c
     }
     out[H1_OUT_FLAGS] = flags;
     out[H1_OUT_NHEADERS] = nh;
-    out[H1_OUT_COPY_LEN] = (uint32_t)(w ? w - 1 : 0); /* without the last separator */
+    out[H1_OUT_COPY_LEN] = (uint32_t)w;
     return (int)(H1_OUT_HEADERS + 4 * nh);
 }
 
@@ -391,4 +400,9 @@ int h1_parse_head(const char *buf, size_t len, size_t start, const h1_limits *li
 int h1_parse_head_scalar(const char *buf, size_t len, size_t start, const h1_limits *lim,
                          uint32_t *out, char *copy) {
     return parse_head((const unsigned char *)buf, len, start, lim, out, copy, 0);
+}
+
+int h1_parse_head_ctx(const char *buf, size_t len, size_t start, const h1_ctx *ctx) {
+    return parse_head((const unsigned char *)buf, len, start, &ctx->lim, ctx->out, ctx->copy,
+                      ctx->simd);
 }

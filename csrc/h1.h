@@ -17,10 +17,13 @@
  *   [FLAGS] H1_F_* bits   [NHEADERS]   [COPY_LEN] bytes written to `copy`
  *   then per header: name_start, name_end, value_start, value_end (value without OWS).
  *
- * `copy` (may be NULL; capacity at least lim->max_head bytes): receives the header fields as
- * "name\0value\0name\0value" with the names lower-cased. NUL can be in neither (it is refused),
- * so the caller can build every name and value with one split instead of one slice each: the
- * Python side's hot path.
+ * `copy` (may be NULL; capacity at least lim->max_head bytes): receives the method, the target
+ * and the header fields as "method\0target\0name\0value\0name\0value" with the names lower-cased.
+ * NUL can be in none of them (it is refused), so the caller can build every string with one
+ * split instead of one slice each: the Python side's hot path.
+ *
+ * h1_parse_head_ctx() is the same call with its arguments bundled in one h1_ctx, so the Python
+ * side converts one pointer instead of four arguments per request.
  */
 #ifndef GRANIAN_H1_H
 #define GRANIAN_H1_H
@@ -85,6 +88,13 @@ enum {
 
 int h1_parse_head(const char *buf, size_t len, size_t start, const h1_limits *lim, uint32_t *out,
                   char *copy);
+typedef struct {
+    h1_limits lim;
+    int simd; /* 0: force the scalar path */
+    uint32_t *out;
+    char *copy;
+} h1_ctx;
+int h1_parse_head_ctx(const char *buf, size_t len, size_t start, const h1_ctx *ctx);
 /* Same result, without the SSE2 fast path: kept so tests and the fuzzer cover the scalar code. */
 int h1_parse_head_scalar(const char *buf, size_t len, size_t start, const h1_limits *lim,
                          uint32_t *out, char *copy);

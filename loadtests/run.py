@@ -527,6 +527,9 @@ def summarize(sc: Scenario, names: list[str],
             row["error"] = mine[-1]["error"]
         if ok:
             row["rps"] = _median([r["rps"] for r in ok])
+            # (max - min) / median of req/s over the rounds: how noisy this row is.
+            rps = [r["rps"] for r in ok]
+            row["spread"] = (max(rps) - min(rps)) / row["rps"] if row["rps"] else None
             row["p99_ms"] = _median([r["p99_ms"] for r in ok])
             row["rss_peak"] = _median([r["rss_peak"] for r in ok])
             if sc.rss_requests:
@@ -553,6 +556,10 @@ def _x(v: float | None) -> str:
     return "—" if v is None else f"{v:.2f}×"
 
 
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v * 100:.0f}%"
+
+
 def table(sc: Scenario, rows: list[dict[str, Any]], opts: Options) -> str:
     pinned = "server on CPU 0, load generator on CPU 1" if opts.pin and sc.key != "ours-workers" \
         else "NOT pinned"
@@ -567,24 +574,25 @@ def table(sc: Scenario, rows: list[dict[str, Any]], opts: Options) -> str:
            f"ratios are each server / **{sc.baseline}**.", ""]
     if sc.rss_requests:
         out += ["| server | req/s | RSS at start | RSS after | RSS peak | RSS after vs base "
-                "| req/s vs base | errors |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                "| req/s vs base | errors | spread |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     else:
         out += ["| server | req/s | p99 | peak worker RSS | req/s vs base | p99 vs base "
-                "| RSS vs base | errors |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                "| RSS vs base | errors | spread |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         name = f"**{r['server']}**" if r["server"] == sc.baseline else r["server"]
         if "rps" not in r:
             why = r.get("error", "not run").splitlines()[0][:160] if r.get("error") else "not run"
-            out.append(f"| {name} | failed: {why.replace('|', '/')} | | | | | | |")
+            out.append(f"| {name} | failed: {why.replace('|', '/')} | | | | | | | |")
             continue
         if sc.rss_requests:
             out.append(f"| {name} | {r['rps']:,.0f} | {_mib(r['rss_start'])} | "
                        f"{_mib(r['rss_end'])} | {_mib(r['rss_peak'])} | {_x(r.get('ratio_rss'))} "
-                       f"| {_x(r.get('ratio_rps'))} | {r['errors']} |")
+                       f"| {_x(r.get('ratio_rps'))} | {r['errors']} | {_pct(r['spread'])} |")
         else:
             out.append(f"| {name} | {r['rps']:,.0f} | {r['p99_ms']:.2f} ms | "
                        f"{_mib(r['rss_peak'])} | {_x(r.get('ratio_rps'))} | "
-                       f"{_x(r.get('ratio_p99'))} | {_x(r.get('ratio_rss'))} | {r['errors']} |")
+                       f"{_x(r.get('ratio_p99'))} | {_x(r.get('ratio_rss'))} | {r['errors']} "
+                       f"| {_pct(r['spread'])} |")
     return "\n".join(out) + "\n"
 
 
@@ -650,7 +658,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "issue3, rss) or 'all' (the default)")
     p.add_argument("--servers", default="",
                    help="comma list to restrict to (ours, granian-rust, uvicorn, gunicorn, "
-                        "ours-w1, ours-w2, ours-log, ours-nolog); default all")
+                        "ours-w1, ours-w2, ours-log, ours-nolog; 'ours' includes the ours-* "
+                        "variants); default all")
     p.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 3)")
     p.add_argument("--duration", type=float, default=None,
                    help="seconds per measured wrk run (default 10)")
@@ -737,7 +746,9 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     try:
         for sc in scenarios:
-            names = [n for n in sc.servers if not wanted or n in wanted]
+            # "ours" also selects the ours-* variants of the two comparison modes.
+            names = [n for n in sc.servers if not wanted or n in wanted
+                     or (n.startswith("ours-") and "ours" in wanted)]
             if not names:
                 continue
             runs: list[dict[str, Any]] = []

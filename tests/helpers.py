@@ -38,9 +38,12 @@ class ServerProc:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.stdout = b""
+        self.stopped: tuple[int, str] | None = None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> tuple[int, str]:
-        """Signal the worker, wait for it; returns (exit code, its stderr)."""
+        """Signal the worker, wait for it; returns (exit code, its stderr). Idempotent."""
+        if self.stopped is not None:
+            return self.stopped
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -54,7 +57,8 @@ class ServerProc:
             self.proc.stdout.close()
         if self.proc.stderr is not None:
             self.proc.stderr.close()
-        return self.proc.returncode, err
+        self.stopped = (self.proc.returncode, err)
+        return self.stopped
 
     def connect(self) -> socket.socket:
         s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
@@ -115,7 +119,9 @@ def recv_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
-def read_response(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes, dict[bytes, bytes], bytes, bytes]:
+def read_response(
+    sock: socket.socket, timeout: float = 5.0
+) -> tuple[bytes, dict[bytes, bytes], bytes, bytes]:
     """Read one Content-Length or chunked response: (status line, headers, body, leftover)."""
     sock.settimeout(timeout)
     buf = b""

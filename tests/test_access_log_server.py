@@ -100,17 +100,21 @@ class Server:
 
 
 @contextmanager
-def run_server(tmp_path: Path, *args: str) -> Iterator[Server]:
+def run_server(tmp_path: Path, *args: str, port: int = 0) -> Iterator[Server]:
+    """Start `granian ARGS` in `tmp_path` (with the apps above importable) and learn its port
+    from the Listening line; with `port` given (when a test silences that line), use it."""
     (tmp_path / "obs_apps.py").write_text(APPS)
-    cmd = [sys.executable, "-m", "granian", "--host", "127.0.0.1", "--port", "0", *args]
+    cmd = [sys.executable, "-m", "granian", "--host", "127.0.0.1", "--port", str(port), *args]
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     server = Server(proc)
     try:
-        m = server.wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)")
-        server.port = int(m.group(1))
+        if port:
+            server.port = port
+        else:
+            server.port = int(server.wait_for(r"Listening at: http://127\.0\.0\.1:(\d+)").group(1))
         yield server
     finally:
         if proc.poll() is None:
@@ -125,8 +129,26 @@ def run_server(tmp_path: Path, *args: str) -> Iterator[Server]:
             proc.stdout.close()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def connect(port: int) -> socket.socket:
+    # The master may not have bound yet when a test cannot wait for its Listening line.
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=10)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def request(port: int, raw: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+    with connect(port) as s:
         s.sendall(raw)
         data = b""
         while chunk := s.recv(65536):

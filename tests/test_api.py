@@ -79,13 +79,17 @@ SERVE = textwrap.dedent(
     from granian import Granian
 
     server = Granian("app_sup:app", interface="asgi", address="127.0.0.1", port=0, workers=2,
-                     working_dir=sys.argv[1],
+                     working_dir=sys.argv[1], respawn_interval=0.2,
                      log_dictconfig={"version": 1, "loggers": {"_granian": {
                          "handlers": ["console"], "level": "INFO", "propagate": False}}})
 
     @server.on_startup
     def started():
         print("HOOK startup", flush=True)
+
+    @server.on_reload
+    def reloaded():
+        print("HOOK reload", flush=True)
 
     @server.on_shutdown
     def stopped():
@@ -106,6 +110,10 @@ def test_serve_stops_on_signal_with_hooks(tmp_path: Path, sig: int) -> None:
         workers = srv.worker_pids()
         assert len(workers) == 2
         assert srv.text.index("HOOK startup") < srv.text.index("Spawned worker-1")
+        srv.signal(signal.SIGHUP)
+        srv.wait_for("HOOK reload", 5)
+        assert wait_until(lambda: srv.count(r"stopped \(exit code 0\)") == 2, 15), srv.text
+        workers = srv.worker_pids()
         srv.signal(sig)
         assert srv.wait(5) == 0
         assert wait_until(lambda: not any(alive(p) for p in workers), 2)

@@ -108,7 +108,10 @@ def test_head_has_no_body(asgi_server: ServerProc) -> None:
 @pytest.mark.parametrize("code", [204, 304])
 def test_no_body_statuses(asgi_server: ServerProc, code: int) -> None:
     with asgi_server.connect() as s:
-        s.sendall(b"GET /status?%d HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % code)
+        s.sendall(
+            b"GET /status?%d HTTP/1.1\r\nHost: x\r\n\r\n" % code
+            + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
         data = recv_all(s)
     assert data.startswith(b"HTTP/1.1 %d " % code)
     assert b"should-not-appear" not in data

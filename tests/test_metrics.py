@@ -319,3 +319,27 @@ def test_child_setup_keeps_only_its_write_end(exporter: MetricsExporter) -> None
         lambda s: ("granian_requests_handled_total", (("worker", "1"),)) in s,
         "the forked worker's report",
     )
+
+
+def test_thread_pool_probe() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Event
+
+    assert wm.thread_pool_probe(object()) is None  # type: ignore[arg-type]
+    pool = ThreadPoolExecutor(max_workers=1)
+    release = Event()
+    try:
+        probe = wm.thread_pool_probe(pool)
+        assert probe is not None and probe() == (0, 0)
+        started = Event()
+        first = pool.submit(lambda: (started.set(), release.wait()))
+        assert started.wait(5)  # the one thread holds the first job; the next one queues
+        queued = pool.submit(release.wait)
+        assert probe() == (1, 1)
+        release.set()
+        first.result(5)
+        queued.result(5)
+        assert probe() == (1, 0)
+    finally:
+        release.set()
+        pool.shutdown()

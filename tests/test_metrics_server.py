@@ -13,6 +13,8 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from test_access_log_server import Server, request, run_server
 
+GET = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -108,3 +110,27 @@ def test_respawn_is_counted(tmp_path: Path) -> None:
             lambda s: total(s, "granian_requests_handled_total", worker="1") == 1,
             "the new worker's request",
         )
+
+
+def test_static_and_blocking_pool(tmp_path: Path) -> None:
+    mount = tmp_path / "public"
+    mount.mkdir()
+    (mount / "f.txt").write_bytes(b"0123456789")
+    with run_server(
+        tmp_path, "--interface", "wsgi", "--metrics", "--metrics-port", "0", "--metrics-scrape-interval", "1",
+        "--static-path-route", "/static", "--static-path-mount", str(mount), "obs_apps:wsgi",
+    ) as srv:  # fmt: skip
+        port = metrics_port(srv)
+        assert request(srv.port, GET.replace(b"/", b"/static/f.txt", 1)).startswith(b"HTTP/1.1 200")
+        assert request(srv.port, GET.replace(b"/", b"/static/no.txt", 1)).startswith(b"HTTP/1.1 404")
+        assert request(srv.port, GET).startswith(b"HTTP/1.1 200")  # the WSGI app, in the pool
+        got = scrape_until(
+            port,
+            lambda s: total(s, "granian_requests_handled_total") == 3
+            and total(s, "granian_blocking_threads") >= 1,
+            "3 requests and a pool thread",
+        )
+    assert total(got, "granian_static_requests_handled_total") == 2
+    assert total(got, "granian_static_requests_err_total") == 1
+    assert total(got, "granian_blocking_queue") == 0
+    assert total(got, "granian_request_duration_seconds_count", status="4xx") == 1

@@ -44,7 +44,7 @@ def test_two_workers_answer_from_two_pids(start) -> None:  # type: ignore[no-unt
     workers = srv.worker_pids()
     assert len(workers) == 2
     assert pids_seen(srv.port, 2) == workers
-    assert srv.count(r"master PID: %d" % srv.proc.pid) == 1
+    assert srv.count(rf"master PID: {srv.proc.pid}\)") == 1
 
 
 def test_sigterm_lets_inflight_request_finish_then_nothing_is_left(start) -> None:  # type: ignore[no-untyped-def]

@@ -100,13 +100,12 @@ def test_envfiles_merge_in_order_and_keep_real_env(tmp_path: Path, monkeypatch: 
     b.write_text("TWO=from-b\nSUP_REAL=file\n")
     values = envfiles.read([str(a), str(b)])
     assert values == {"ONE": "1", "TWO": "from-b", "QUOTED": "x y", "SUP_REAL": "file"}
+    # Recorded as absent first, so monkeypatch's undo removes what apply() sets.
+    for key in ("ONE", "TWO", "QUOTED"):
+        monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("SUP_REAL", "real")
-    monkeypatch.delenv("ONE", raising=False)
     envfiles.apply(values)
     assert os.environ["ONE"] == "1" and os.environ["SUP_REAL"] == "real"
-    monkeypatch.delenv("ONE")
-    for key in ("TWO", "QUOTED"):
-        monkeypatch.delenv(key, raising=False)
     with pytest.raises(ConfigurationError, match="missing.env"):
         envfiles.read([str(tmp_path / "missing.env")])
 
@@ -121,3 +120,20 @@ def test_describe_status() -> None:
     _, status = os.waitpid(p.pid, 0)
     p.returncode = -9
     assert describe_status(status) == "signal SIGKILL"
+
+
+def test_reload_filter_extends_watchfiles_defaults(tmp_path: Path) -> None:
+    from watchfiles import Change
+
+    from granian.supervisor.reload import build_filter
+
+    flt = build_filter(["skipdir"], [r".*\.tmp$"], [str(tmp_path / "private")])
+
+    def watched(rel: str) -> bool:
+        return bool(flt(Change.modified, str(tmp_path / rel)))
+
+    assert watched("app.py")
+    assert not watched("skipdir/app.py")  # --reload-ignore-dirs
+    assert not watched("notes.tmp")  # --reload-ignore-patterns
+    assert not watched("private/app.py")  # --reload-ignore-paths
+    assert not watched("__pycache__/app.cpython-311.pyc")  # watchfiles' own defaults still apply

@@ -88,7 +88,9 @@ class Conn:
         body, self.buf = self.buf, b""
         return Response(status, headers, body, False)
 
-    def request(self, method: str, target: str, headers: dict[str, str] | None = None, body: bytes = b"") -> Response:
+    def request(
+        self, method: str, target: str, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> Response:
         hdrs = {"host": "test"}
         hdrs.update(headers or {})
         if body and "content-length" not in hdrs and "transfer-encoding" not in hdrs:

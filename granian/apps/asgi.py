@@ -23,7 +23,9 @@ __all__ = ["ASGI_VERSION", "ASGIAdapter", "ASGINLAdapter", "decode_path"]
 logger = logging.getLogger("_granian")
 
 Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+ASGIApp = Callable[
+    [Message, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 
@@ -120,7 +122,7 @@ class _HTTP:
                 raise RuntimeError(_ALREADY_FINISHED if state == _DONE else _ALREADY_STARTED)
             status = message.get("status")
             headers = message.get("headers", ())
-            if status.__class__ is not int or not 100 <= status <= 999:  # type: ignore[operator]
+            if status.__class__ is not int or not 100 <= status <= 999:
                 raise RuntimeError(_UNSUPPORTED)
             if headers is None:
                 headers = ()
@@ -221,7 +223,7 @@ class ASGIAdapter:
         async def handler(cycle: Cycle) -> None:
             raw_path = cycle.raw_path
             io = _HTTP(cycle)
-            scope = {
+            scope: Message = {
                 "type": "http",
                 "asgi": version,
                 "http_version": cycle.http_version,

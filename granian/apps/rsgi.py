@@ -39,16 +39,6 @@ _FILE = 2
 _STREAM = 3
 
 
-def _addr(addr: tuple[Any, ...] | None) -> str:
-    """RSGI `server`/`client`: 'ip:port', IPv6 bracketed like Rust's SocketAddr Display."""
-    if addr is None:
-        return ""
-    host = addr[0]
-    if ":" in host:
-        return f"[{host}]:{addr[1]}"
-    return f"{host}:{addr[1]}"
-
-
 class HTTPStreamTransport:
     """What `response_stream` returns: `send_bytes`/`send_str`, RSGIProtocolClosed once the
     client is gone."""
@@ -211,8 +201,8 @@ class RSGIAdapter:
             scope = Scope(
                 "http",
                 "1" if version == "1.0" else version,
-                _addr(cycle.server),
-                _addr(cycle.client),
+                cycle.server,
+                cycle.client,
                 cycle.scheme,
                 cycle.method,
                 raw_path.decode("utf-8", "replace") if b"%" not in raw_path else decode_path(raw_path),

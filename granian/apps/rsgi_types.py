@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from enum import IntEnum
-from typing import overload
+from typing import Any, overload
 from urllib.parse import unquote_to_bytes
 
 RSGI_VERSION = "1.6"
@@ -86,14 +86,25 @@ def decode_path(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
+def format_addr(addr: tuple[Any, ...] | None) -> str:
+    """RSGI `server`/`client`: 'ip:port', IPv6 bracketed like Rust's SocketAddr Display;
+    '' for a Unix socket (no address)."""
+    if addr is None:
+        return ""
+    host = addr[0]
+    if ":" in host:
+        return f"[{host}]:{addr[1]}"
+    return f"{host}:{addr[1]}"
+
+
 class Scope:
     """The RSGI scope: an object with attributes, the same class for HTTP and WebSocket."""
 
     __slots__ = (
         "proto",
         "http_version",
-        "server",
-        "client",
+        "_server",
+        "_client",
         "scheme",
         "method",
         "path",
@@ -107,8 +118,8 @@ class Scope:
         self,
         proto: str,
         http_version: str,
-        server: str,
-        client: str,
+        server: str | tuple[Any, ...] | None,
+        client: str | tuple[Any, ...] | None,
         scheme: str,
         method: str,
         path: str,
@@ -118,14 +129,29 @@ class Scope:
     ) -> None:
         self.proto = proto
         self.http_version = http_version
-        self.server = server
-        self.client = client
+        # addresses are formatted on first access: most requests never look at them
+        self._server = server
+        self._client = client
         self.scheme = scheme
         self.method = method
         self.path = path
         self.query_string = query_string
         self.headers = headers
         self.authority = authority
+
+    @property
+    def server(self) -> str:
+        v = self._server
+        if v.__class__ is not str:
+            v = self._server = format_addr(v)  # type: ignore[arg-type]
+        return v
+
+    @property
+    def client(self) -> str:
+        v = self._client
+        if v.__class__ is not str:
+            v = self._client = format_addr(v)  # type: ignore[arg-type]
+        return v
 
     def __repr__(self) -> str:
         return (

@@ -76,11 +76,14 @@ async def send_path(
 class StaticFiles:
     """Serves GET/HEAD on the static routes with validators, 304, 412 and single ranges."""
 
-    __slots__ = ("paths", "cache_control")
+    __slots__ = ("paths", "cache_control", "metrics")
 
     def __init__(self, paths: StaticPaths, expires: int) -> None:
         self.paths = paths
         self.cache_control = f"max-age={expires}"
+        # --metrics: an object with `static_handled`/`static_err` counters
+        # (granian.server.metrics.WorkerMetrics), set by the worker before serving; None when off.
+        self.metrics: Any = None
 
     async def serve(self, cycle: Cycle, path: str) -> None:
         if path == NOT_FOUND:
@@ -146,7 +149,9 @@ class StaticFiles:
 
     def wrap(self, inner: Handler) -> Handler:
         match = self.paths.match
-        serve = self.serve
+        serve: Callable[[Cycle, str], Coroutine[Any, Any, None]] = self.serve
+        if self.metrics is not None:
+            serve = self._counted(self.metrics)
 
         def handler(cycle: Cycle) -> Coroutine[Any, Any, None]:
             # A plain function returning the chosen coroutine: requests outside the static
@@ -157,6 +162,23 @@ class StaticFiles:
             return serve(cycle, path)
 
         return handler
+
+    def _counted(self, m: Any) -> Callable[[Cycle, str], Coroutine[Any, Any, None]]:
+        serve = self.serve
+
+        async def counted(cycle: Cycle, path: str) -> None:
+            # Handled: every request a static route answered; failed: answered with an error
+            # status (no such file, wrong method, bad range) or ended by an exception.
+            m.static_handled += 1
+            try:
+                await serve(cycle, path)
+            except BaseException:
+                m.static_err += 1
+                raise
+            if cycle.status >= 400:
+                m.static_err += 1
+
+        return counted
 
 
 class StaticAdapter:

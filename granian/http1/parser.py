@@ -3,8 +3,8 @@
 The sole importer of `granian._native`'s parser. One cffi call per request head and no
 callbacks: C writes the span offsets and framing facts (Content-Length, chunked, Connection,
 Expect, Upgrade) into a preallocated uint32 array, read back with one `struct.unpack_from`, and
-the header fields (names lower-cased) into a scratch copy "name\\0value\\0...", turned into all the
-names and values by one `bytes.split`; method and target are sliced from the caller's buffer.
+method, target and header fields (names lower-cased) into a scratch copy
+"method\\0target\\0name\\0value...", turned into all those bytes objects by one `bytes.split`.
 Nothing here scans or lower-cases headers in Python.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Final
 
 from granian._native import ffi, lib
@@ -51,6 +51,8 @@ def _check_abi() -> None:
             c_value = getattr(lib, "H1_" + name)
             if c_value != getattr(_L, name):
                 raise ImportError(f"granian._native H1_{name}={c_value} != limits.{name}")
+    if (lib.H1_OUT_END, lib.H1_OUT_MINOR, lib.H1_OUT_COPY_LEN) != (0, 5, 10):
+        raise ImportError("granian._native: output word layout changed, update _WORDS")
 
 
 _check_abi()
@@ -60,31 +62,38 @@ _nozero = ffi.new_allocator(should_clear_after_alloc=False)
 
 class _Scratch(threading.local):
     """Per-thread output space: cffi releases the GIL during the call, so event-loop threads
-    (`--threads`) must not share it. `bufs` = (out words, a buffer view of them, the name/value
-    copy); the copy is allocated without clearing, so its pages cost nothing until used."""
+    (`--threads`) must not share it. `fast` and `scalar` are (h1_ctx, a buffer view of the
+    output words, the copy buffer); the copy is allocated without clearing, so its pages cost
+    nothing until used."""
 
-    def __init__(self, words: int, copy_bytes: int) -> None:
-        out = ffi.new("uint32_t[]", words)
-        self.bufs: tuple[Any, Any, Any] = (out, ffi.buffer(out), _nozero("char[]", copy_bytes))
+    def __init__(self, limits: _L.Limits) -> None:
+        out = ffi.new("uint32_t[]", _OUT_HEADERS + 4 * limits.max_headers)
+        copy = _nozero("char[]", max(limits.max_head, 1))
+        words = ffi.buffer(out)
+        ctxs = []
+        for simd in (1, 0):
+            ctx = ffi.new("h1_ctx *")
+            ctx.lim.max_head = limits.max_head
+            ctx.lim.max_headers = limits.max_headers
+            ctx.lim.max_target = limits.max_target
+            ctx.simd = simd
+            ctx.out = out
+            ctx.copy = copy
+            ctxs.append(ctx)
+        self._keep = (out, copy)  # ctx holds raw pointers: keep the arrays alive
+        self.fast: tuple[Any, Any, Any] = (ctxs[0], words, copy)
+        self.scalar: tuple[Any, Any, Any] = (ctxs[1], words, copy)
 
 
 @dataclass(frozen=True)
 class H1Limits(_L.Limits):
     """Head limits (built once per worker) plus the C struct and scratch space they need."""
 
-    _c: Any = field(init=False, repr=False, compare=False)
     _scratch: _Scratch = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        c = ffi.new("h1_limits *")
-        c.max_head = self.max_head
-        c.max_headers = self.max_headers
-        c.max_target = self.max_target
-        object.__setattr__(self, "_c", c)
-        object.__setattr__(
-            self, "_scratch", _Scratch(_OUT_HEADERS + 4 * self.max_headers, max(self.max_head, 1))
-        )
+        object.__setattr__(self, "_scratch", _Scratch(self))
 
 
 def _error(code: int) -> Exception:
@@ -96,48 +105,60 @@ def _error(code: int) -> Exception:
 
 
 _unpack = ffi.unpack
-#: the fixed words of the C output (everything before the per-header offsets)
-_HEAD_WORDS = struct.Struct(f"={_OUT_HEADERS}I")
+_parse = lib.h1_parse_head_ctx
+#: END, then (skipping the four method/target offsets) MINOR, CL_HI, CL_LO, FLAGS, NHEADERS, COPY_LEN
+_WORDS: Final = struct.Struct("=I16x6I")
 
 
-def _parser(c_parse: Any) -> Callable[[bytes, int, H1Limits], Head | None]:
-    def parse_head(buf: bytes, start: int, limits: H1Limits) -> Head | None:
-        """Parse the request head at `buf[start:]`; None while incomplete, ProtocolError if bad.
+def parse_head(buf: bytes, start: int, limits: H1Limits) -> Head | None:
+    """Parse the request head at `buf[start:]`; None while incomplete, ProtocolError if bad.
 
-        Returns `(end, method, target, minor, headers, content_length, flags)` (the contract).
-        """
-        out, words, copy = limits._scratch.bufs
-        n = c_parse(buf, len(buf), start, limits._c, out, copy)
-        if n <= 0:
-            if n == 0:
-                return None
-            raise _error(-n)
-        end, ms, me, ts, te, minor, cl_hi, cl_lo, flags, nh, copy_len = _HEAD_WORDS.unpack_from(words)
-        if nh == 1:  # the common minimal request (wrk, health checks): skip the zip
-            name, value = _unpack(copy, copy_len).split(b"\0")
-            headers = [(name, value)]
-        elif nh:
-            # one split builds every (lower-cased) name and value: no per-header slicing
-            it = iter(_unpack(copy, copy_len).split(b"\0"))
-            headers = list(zip(it, it, strict=True))
-        else:
-            headers = []
-        return (
-            end,
-            buf[ms:me],
-            buf[ts:te],
-            minor,
-            headers,
-            -1 if cl_hi == 0xFFFFFFFF else (cl_hi << 32) | cl_lo,
-            flags,
-        )
-
-    return parse_head
+    Returns `(end, method, target, minor, headers, content_length, flags)` (the contract).
+    """
+    ctx, words, copy = limits._scratch.fast
+    n = _parse(buf, len(buf), start, ctx)
+    if n <= 0:
+        if n == 0:
+            return None
+        raise _error(-n)
+    end, minor, cl_hi, cl_lo, flags, nh, copy_len = _WORDS.unpack_from(words)
+    # one split builds method, target and every (lower-cased) name and value
+    parts = _unpack(copy, copy_len).split(b"\0")
+    if nh == 1:  # the common minimal request (wrk, health checks, proxies' probes)
+        method, target, name, value = parts
+        headers = [(name, value)]
+    else:
+        method = parts[0]
+        target = parts[1]
+        it = islice(parts, 2, None)
+        headers = list(zip(it, it, strict=False))  # strict=True costs ~10 ns per header
+    return (
+        end,
+        method,
+        target,
+        minor,
+        headers,
+        -1 if cl_hi == 0xFFFFFFFF else (cl_hi << 32) | cl_lo,
+        flags,
+    )
 
 
-parse_head = _parser(lib.h1_parse_head)
-#: the same through the C parser's scalar path (no SIMD): for tests only
-parse_head_scalar = _parser(lib.h1_parse_head_scalar)
+def parse_head_scalar(buf: bytes, start: int, limits: H1Limits) -> Head | None:
+    """`parse_head` through the C parser's scalar path (no SIMD): for tests only."""
+    ctx, words, copy = limits._scratch.scalar
+    n = _parse(buf, len(buf), start, ctx)
+    if n <= 0:
+        if n == 0:
+            return None
+        raise _error(-n)
+    end, minor, cl_hi, cl_lo, flags, nh, copy_len = _WORDS.unpack_from(words)
+    parts = _unpack(copy, copy_len).split(b"\0")
+    it = islice(parts, 2, None)
+    headers = list(zip(it, it, strict=True))
+    assert len(headers) == nh
+    cl = -1 if cl_hi == 0xFFFFFFFF else (cl_hi << 32) | cl_lo
+    return (end, parts[0], parts[1], minor, headers, cl, flags)
+
 
 _decode = lib.h1_chunked_decode
 

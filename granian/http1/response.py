@@ -79,7 +79,7 @@ _NAMES_MAX = 4096
 
 def _learn_name(name: object) -> tuple[bytes, int]:
     if name.__class__ is str or isinstance(name, str):
-        raw = name.encode("latin-1")  # type: ignore[union-attr]
+        raw = name.encode("latin-1")
     elif isinstance(name, (bytes, bytearray, memoryview)):
         raw = bytes(name)
     else:
@@ -173,11 +173,11 @@ def build_head(
         if value.__class__ is not bytes:
             value = _coerce_value(value)
         if value not in _VALUES:
-            _check_value(value)  # type: ignore[arg-type]
+            _check_value(value)
         kind = entry[1]
         if kind:
             if kind == _K_CONTENT_LENGTH:
-                if not value.isdigit():  # type: ignore[union-attr]
+                if not value.isdigit():
                     raise ValueError(f"invalid content-length {value!r}")
                 app_cl = int(value)
             elif kind == _K_TRANSFER_ENCODING:
@@ -187,11 +187,11 @@ def build_head(
             elif kind == _K_SERVER:
                 common |= 2
             elif kind == _K_CONNECTION:
-                if b"close" in value.lower():  # type: ignore[union-attr]
+                if b"close" in value.lower():
                     keep_alive = False
                 # Connection is hop-by-hop and ours to send (RFC 9110 §7.6.1).
                 continue
-        parts += (entry[0], b": ", value, b"\r\n")  # type: ignore[arg-type]
+        parts += (entry[0], b": ", value, b"\r\n")
 
     if status < 200 or status == 204 or status == 304:
         framing = FRAME_NONE

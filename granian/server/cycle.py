@@ -92,7 +92,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterable
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from ..http1.conn import CONTINUE_RESPONSE
 from ..http1.response import (
@@ -280,7 +280,9 @@ class Cycle:
         proto = self._proto
         if not self._body_eof and proto is not None and proto.unread_too_large(self):
             self.keep_alive = False
-        head, framing, keep = build_head(status, headers, len(body), self._minor, self.keep_alive, self._is_head)
+        head, framing, keep = build_head(
+            status, headers, len(body), self._minor, self.keep_alive, self._is_head
+        )
         self.response_started = True
         self.status = status
         self.keep_alive = keep
@@ -420,6 +422,9 @@ class Cycle:
 
 def _declared_length(headers: Headers) -> int:
     for name, value in headers:
-        if (name.lower() if isinstance(name, (bytes, str)) else name) in (b"content-length", "content-length"):
+        if (name.lower() if isinstance(name, (bytes, str)) else name) in (
+            b"content-length",
+            "content-length",
+        ):
             return int(value)
     return -1

@@ -31,7 +31,7 @@ class _Resume:
         self._first = first
 
     def __await__(self) -> Generator[Any, Any, None]:
-        return self  # type: ignore[return-value]
+        return self
 
     def __iter__(self) -> _Resume:
         return self
@@ -71,4 +71,6 @@ def start_eager(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
         yielded = ctx.run(coro.send, None)
     except StopIteration:
         return
-    loop.create_task(_drive(_Resume(coro, yielded)), context=ctx)
+    # `context=` exists on both asyncio (3.11+) and uvloop loops; the ABC stub lacks it.
+    create_task: Any = loop.create_task
+    create_task(_drive(_Resume(coro, yielded)), context=ctx)

@@ -19,6 +19,7 @@ import os
 import time
 from bisect import bisect_left
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -202,6 +203,21 @@ class MetricsReporter:
             except OSError:
                 pass
             self.fd = -1
+
+
+def thread_pool_probe(pool: Executor) -> Callable[[], tuple[int, int]] | None:
+    """A `blocking_probe` for a ThreadPoolExecutor (the WSGI blocking pool): its started threads
+    and queued jobs, read only when a snapshot is taken. None for any other executor."""
+    if not isinstance(pool, ThreadPoolExecutor):
+        return None
+
+    def probe() -> tuple[int, int]:
+        # CPython's ThreadPoolExecutor keeps these two (private but long-stable) attributes.
+        threads = getattr(pool, "_threads", ())
+        queue = getattr(pool, "_work_queue", None)
+        return len(threads), (queue.qsize() if queue is not None else 0)
+
+    return probe
 
 
 def make_completion_hook(

@@ -212,8 +212,14 @@ class H1Protocol(asyncio.Protocol):
             path, query = target, b""
         else:
             path, query = split_target(target)
-        keep = ctx.keep_alive and not self._closing and wants_keep_alive(minor, flags)
-        reader = body_reader(content_length, flags)
+        if flags or content_length > 0:
+            keep = wants_keep_alive(minor, flags)
+            reader = body_reader(content_length, flags)
+        else:
+            # The common case (no body, no Connection/Expect/TE fields): HTTP/1.1 persists.
+            keep = minor == 1
+            reader = None
+        keep = keep and ctx.keep_alive and not self._closing
         cycle = Cycle(
             self,
             _METHODS.get(method) or method.decode("latin-1"),
@@ -383,8 +389,10 @@ class H1Protocol(asyncio.Protocol):
 
     def can_sendfile(self) -> bool:
         loop = self.ctx.loop
-        return not self._lost and isinstance(loop, asyncio.BaseEventLoop) and (
-            self.transport.get_extra_info("sslcontext") is None
+        return (
+            not self._lost
+            and isinstance(loop, asyncio.BaseEventLoop)
+            and (self.transport.get_extra_info("sslcontext") is None)
         )
 
     async def sendfile(self, file: IO[bytes], offset: int, count: int) -> None:
@@ -401,24 +409,20 @@ class H1Protocol(asyncio.Protocol):
         cycle.response_done = True
         if not self._lost:
             out = self._out
-            if (
-                self.ctx.pipeline_flush
-                and cycle.keep_alive
-                and (self._more or self._pos < len(self._buf))
-                and len(out) < 64
-            ):
+            if out or (self.ctx.pipeline_flush and (self._more or self._pos < len(self._buf))):
+                if head:
+                    out.append(head)
+                if body:
+                    out.append(body)
                 # More pipelined requests are already here: gather their responses and write
                 # them together once the batch is answered (--http1-pipeline-flush).
-                if head:
-                    out.append(head)
-                if body:
-                    out.append(body)
-            elif out:
-                if head:
-                    out.append(head)
-                if body:
-                    out.append(body)
-                self._flush()
+                if not (
+                    cycle.keep_alive
+                    and len(out) < 128
+                    and self.ctx.pipeline_flush
+                    and (self._more or self._pos < len(self._buf))
+                ):
+                    self._flush()
             elif body is None:
                 if head:
                     self.transport.write(head)

@@ -21,7 +21,7 @@ from .loop import new_event_loop
 from .protocol import H1Protocol
 
 if TYPE_CHECKING:
-    from .metrics import MetricsReporter
+    from .metrics import MetricsReporter, WorkerMetrics
 
 __all__ = ["ADAPTERS", "Worker", "make_adapter", "serve_worker"]
 
@@ -94,6 +94,7 @@ class Worker:
         settings = self.settings
         if not await self.adapter.startup():
             return EXIT_STARTUP_FAILED
+        metrics = self._make_metrics()
         ctx = self.ctx = ServerContext(
             loop,
             self.adapter.handler,
@@ -105,7 +106,7 @@ class Worker:
             root_path=_opt(settings, "url_path_prefix", ""),
             eager=bool(_opt(settings, "opt", False)) or str(_opt(settings, "task_impl", "")) == "rust",
         )
-        self._install_observers(ctx)
+        self._install_observers(ctx, metrics)
         ctx.start()
         try:
             self.server = await loop.create_server(
@@ -123,18 +124,33 @@ class Worker:
                 self._reporter.stop()  # the final counts reach the master
         return EXIT_OK
 
-    def _install_observers(self, ctx: ServerContext) -> None:
+    def _make_metrics(self) -> WorkerMetrics | None:
+        """--metrics: the worker's counters, handed to the static files before the handler is
+        taken (the counting wrapper is chosen when the static handler is built)."""
+        if not getattr(self.settings, "metrics", False):
+            return None
+        from ..apps.static import StaticAdapter
+        from .metrics import WorkerMetrics, thread_pool_probe
+
+        metrics = WorkerMetrics()
+        if isinstance(self.adapter, StaticAdapter):
+            self.adapter.static.metrics = metrics
+        pool = getattr(self.adapter, "pool", None)  # the WSGI blocking pool, when there is one
+        if pool is not None:
+            metrics.blocking_probe = thread_pool_probe(pool)
+        return metrics
+
+    def _install_observers(self, ctx: ServerContext, metrics: WorkerMetrics | None) -> None:
         """Access log and metrics (granian.log, granian.server.metrics), only when enabled: with
         both off nothing is installed and the connection skips even the start timestamp."""
         settings = self.settings
-        if not (getattr(settings, "access_log", False) or getattr(settings, "metrics", False)):
+        if not (getattr(settings, "access_log", False) or metrics is not None):
             return
         from ..log import make_access_log
-        from .metrics import MetricsReporter, WorkerMetrics, make_completion_hook, report_fd
+        from .metrics import MetricsReporter, make_completion_hook, report_fd
 
-        metrics = None
-        if getattr(settings, "metrics", False):
-            metrics = ctx.metrics = WorkerMetrics()
+        if metrics is not None:
+            ctx.metrics = metrics
             fd = report_fd()
             if fd is not None:
                 self._reporter = MetricsReporter(metrics, fd, _opt(settings, "metrics_scrape_interval", 15))
@@ -142,7 +158,7 @@ class Worker:
         ctx.on_complete = make_completion_hook(make_access_log(settings), metrics)
 
 
-def _install_signals(loop: asyncio.AbstractEventLoop, worker: Worker) -> list[int]:
+def _install_signals(loop: asyncio.AbstractEventLoop, worker: Worker) -> list[signal.Signals]:
     if threading.current_thread() is not threading.main_thread():
         return []
     installed = []
@@ -173,13 +189,10 @@ def serve_worker(settings: Any, sock: socket.socket, worker_id: int = 1) -> int:
         # may call loop.run_until_complete there.
         adapter = make_adapter(settings.interface, app, settings)
         worker = Worker(settings, sock, adapter, worker_id)
-        signals = _install_signals(loop, worker)
-        try:
-            code = loop.run_until_complete(worker.run())
-        finally:
-            for sig in signals:
-                loop.remove_signal_handler(sig)
-        return code
+        # The handlers stay until loop.close() removes them, so a repeated signal during the
+        # final cleanup cannot kill the worker with the default action.
+        _install_signals(loop, worker)
+        return loop.run_until_complete(worker.run())
     finally:
         try:
             _cancel_leftovers(loop)

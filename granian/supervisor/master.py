@@ -241,14 +241,21 @@ class Master:
             self.metrics = None
 
     def _sleep_for(self) -> float:
-        deadlines = [*self.spawn_at.values()]
-        deadlines += [w.kill_at for w in self.workers.values() if w.kill_at is not None]
-        if self.roll is not None and not self.roll.draining:
-            deadlines.append(self.roll.stop_old_at)
-        if self.s.workers_max_rss:
-            deadlines.append(self.next_rss)
-        if self.s.workers_lifetime:
-            deadlines += [w.started + float(self.s.workers_lifetime) for w in self.workers.values()]
+        # Only deadlines that something will act on: a past deadline nobody clears would turn
+        # the loop into a busy spin (e.g. RSS sampling while stopping, an already-queued retire).
+        deadlines = [w.kill_at for w in self.workers.values() if w.kill_at is not None]
+        if not self.stopping:
+            deadlines += self.spawn_at.values()
+            if self.roll is not None and not self.roll.draining:
+                deadlines.append(self.roll.stop_old_at)
+            if self.s.workers_max_rss:
+                deadlines.append(self.next_rss)
+            if self.s.workers_lifetime:
+                deadlines += [
+                    w.started + float(self.s.workers_lifetime)
+                    for w in self.workers.values()
+                    if not (w.stopping or w.retire_queued)
+                ]
         now = time.monotonic()
         return max(0.0, min([now + MAX_SLEEP, *deadlines]) - now)
 

@@ -22,7 +22,13 @@ async def _body(receive):
 
 async def _send_text(send, status, text, headers=()):
     body = text.encode() if isinstance(text, str) else text
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain"), *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain"), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -41,7 +47,11 @@ async def app(scope, receive, send):
     assert scope["type"] == "http"
     path = scope["path"]
     if path == "/scope":
-        out = {k: v for k, v in scope.items() if k not in ("headers", "raw_path", "query_string", "state", "asgi")}
+        out = {
+            k: v
+            for k, v in scope.items()
+            if k not in ("headers", "raw_path", "query_string", "state", "asgi")
+        }
         out["headers"] = [[k.decode(), v.decode()] for k, v in scope["headers"]]
         out["raw_path"] = scope["raw_path"].decode("latin-1")
         out["query_string"] = scope["query_string"].decode("latin-1")
@@ -54,7 +64,9 @@ async def app(scope, receive, send):
         body, n = await _body(receive)
         return await _send_text(send, 200, body, [(b"x-chunks", str(n).encode())])
     if path == "/stream":
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        )
         for i in range(3):
             await send({"type": "http.response.body", "body": b"part%d;" % i, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -65,7 +77,9 @@ async def app(scope, receive, send):
     if path == "/status":
         code = int(scope["query_string"])
         await send({"type": "http.response.start", "status": code, "headers": []})
-        await send({"type": "http.response.body", "body": b"should-not-appear" if code in (204, 304) else b"ok"})
+        await send(
+            {"type": "http.response.body", "body": b"should-not-appear" if code in (204, 304) else b"ok"}
+        )
         return
     if path == "/raise-before":
         raise ValueError("boom before start")
@@ -99,7 +113,13 @@ async def app(scope, receive, send):
         return
     if path == "/bad-header":
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"x-evil", b"a\r\nset-cookie: x")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"x-evil", b"a\r\nset-cookie: x")],
+                }
+            )
             await send({"type": "http.response.body", "body": b"leaked"})
         except RuntimeError as exc:
             return await _send_text(send, 200, "rejected: " + str(exc))
@@ -114,18 +134,27 @@ async def app(scope, receive, send):
         return
     if path == "/after-response":
         await _send_text(send, 200, "done")
-        msg = await receive()
-        msg2 = await receive()
+        first = await receive()
+        second = await receive()
+        assert first["type"] == second["type"] == "http.disconnect", (first, second)
         return
     if path == "/slow":
         await asyncio.sleep(float(scope["query_string"] or b"0.5"))
         return await _send_text(send, 200, "slow")
     if path == "/pathsend":
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        )
         await send({"type": "http.response.pathsend", "path": scope["query_string"].decode()})
         return
     if path == "/sse":
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
         await asyncio.sleep(0.3)
         await send({"type": "http.response.body", "body": b"data: 1\n\n"})
         return

@@ -174,7 +174,15 @@ h = [("Host", "a"), ("Upgrade", "h2c")]
 valid(req("GET / HTTP/1.1", h), "GET", "/", 1, lower(h))
 h = [("Host", "a"), ("Content-Length", "2"), ("Expect", "100-continue")]
 valid(
-    req("POST / HTTP/1.1", h), "POST", "/", 1, lower(h), cl=2, flags=("F_EXPECT_CONTINUE",), raw_body="ok", body="ok"
+    req("POST / HTTP/1.1", h),
+    "POST",
+    "/",
+    1,
+    lower(h),
+    cl=2,
+    flags=("F_EXPECT_CONTINUE",),
+    raw_body="ok",
+    body="ok",
 )
 h = [("Host", "a"), ("Expect", "100-CONTINUE")]
 valid(req("POST / HTTP/1.1", h), "POST", "/", 1, lower(h), flags=("F_EXPECT_CONTINUE",))
@@ -185,12 +193,8 @@ valid(req("GET / HTTP/1.1", H, pre="\r\n\r\n"), "GET", "/", 1, lower(H))
 valid(req("GET / HTTP/1.1", ["X-Pad:   value   "]), "GET", "/", 1, [("x-pad", "value")])
 valid(req("GET / HTTP/1.1", ["X-Tab:\tvalue\t"]), "GET", "/", 1, [("x-tab", "value")])
 valid(req("GET / HTTP/1.1", ["X-Empty:", "X-Blank:  "]), "GET", "/", 1, [("x-empty", ""), ("x-blank", "")])
-valid(
-    req("GET / HTTP/1.1", ["X-Inner: a  b\t c"]), "GET", "/", 1, [("x-inner", "a  b\t c")]
-)
-valid(
-    req("GET / HTTP/1.1", ["X-Latin: caf\xe9 \xff\x80"]), "GET", "/", 1, [("x-latin", "caf\xe9 \xff\x80")]
-)
+valid(req("GET / HTTP/1.1", ["X-Inner: a  b\t c"]), "GET", "/", 1, [("x-inner", "a  b\t c")])
+valid(req("GET / HTTP/1.1", ["X-Latin: caf\xe9 \xff\x80"]), "GET", "/", 1, [("x-latin", "caf\xe9 \xff\x80")])
 valid(
     req("GET / HTTP/1.1", ["!#$%&'*+-.^_`|~09azAZ: token"]),
     "GET",

@@ -1,0 +1,263 @@
+"""`--interface wsgi`: PEP 3333 over the request cycle.
+
+The app runs on the worker's `--blocking-threads` pool; the event loop keeps doing all I/O.
+A request costs one pool submit. The common answers (a list of byte strings, or any iterable
+whose first item already fills the declared `content-length`) come back from that one submit
+and are written with one `Cycle.respond`; streamed bodies (generators, `write()`) cross back to
+the loop once per piece, awaiting the transport's backpressure, so pieces reach the client in
+order and as soon as they are produced (PEP 3333 "Buffering and Streaming").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .blocking import BlockingPool
+from .static import send_file
+from .wsgi_io import FileWrapper, WSGIInput, build_environ
+
+if TYPE_CHECKING:
+    from ..server.cycle import Cycle
+
+__all__ = ["WSGIAdapter"]
+
+logger = logging.getLogger("_granian")
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
+StrHeaders = list[tuple[str, str]]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# What the app thread hands back to the loop.
+_FULL = 0  # (status, headers, body): one respond()
+_FILE = 1  # (status, headers, wrapper): sendfile from the wrapper's file
+_STREAMED = 2  # pieces already went out: finish() (or an empty respond() if none did)
+
+
+class _Call:
+    """One WSGI invocation on a pool thread: start_response state and the way back to the loop."""
+
+    __slots__ = ("cycle", "loop", "status", "status_code", "headers", "sent", "length")
+
+    def __init__(self, cycle: Cycle, loop: asyncio.AbstractEventLoop) -> None:
+        self.cycle = cycle
+        self.loop = loop
+        self.status = ""
+        self.status_code = 0
+        self.headers: StrHeaders = []
+        self.sent = False  # the head went to the loop (headers can no longer change)
+        self.length = -1
+
+    def start_response(
+        self, status: str, headers: StrHeaders, exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.sent:
+                    # PEP 3333: too late to change the response; re-raise the app's error
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # break the frame <-> traceback cycle (PEP 3333)
+        elif self.status:
+            raise AssertionError("start_response() called twice without exc_info")
+        if not isinstance(status, str) or len(status) < 3 or not status[:3].isdigit():
+            raise ValueError(f"invalid WSGI status {status!r}")
+        if status[3:4] not in ("", " "):
+            raise ValueError(f"invalid WSGI status {status!r}")
+        self.status = status
+        self.status_code = int(status[:3])
+        self.headers = list(headers)
+        self.length = -1
+        for name, value in self.headers:
+            if name.lower() == "content-length":
+                try:
+                    self.length = int(value)
+                except ValueError:
+                    raise ValueError(f"invalid content-length {value!r}") from None
+        return self.write
+
+    def push(self, data: bytes) -> None:
+        """Send one piece from the app thread, waiting for the loop (and its backpressure)."""
+        if not self.status:
+            raise AssertionError("write() before start_response()")
+        self.sent = True
+        asyncio.run_coroutine_threadsafe(self._push(data), self.loop).result()
+
+    async def _push(self, data: bytes) -> None:
+        cycle = self.cycle
+        if not cycle.response_started:
+            cycle.start(self.status_code, self.headers)
+        await cycle.write(data)
+
+    def write(self, data: bytes) -> None:
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"write() takes bytes, not {type(data).__name__}")
+        self.push(bytes(data))
+
+    def pull(self) -> bytes:
+        """`wsgi.input`'s source: the next body piece, read on the loop (flow control)."""
+        data = asyncio.run_coroutine_threadsafe(self.cycle.read(), self.loop).result()
+        if data is None:
+            raise OSError("client disconnected while sending the request body")
+        return data
+
+
+def _run(app: WSGIApp, environ: dict[str, Any], call: _Call) -> tuple[int, Any]:
+    """Runs on a pool thread: calls the app, drains what it returned, always calls close()."""
+    result = app(environ, call.start_response)
+    deferred_close = False
+    try:
+        if not call.sent:
+            if result.__class__ is list or result.__class__ is tuple:
+                body = b"".join(result)
+                if not call.status:
+                    raise AssertionError("the app returned without calling start_response()")
+                return _FULL, body
+            if isinstance(result, FileWrapper) and _has_fileno(result.filelike):
+                if not call.status:
+                    raise AssertionError("the app returned without calling start_response()")
+                deferred_close = True  # closed on the loop once the file is sent
+                return _FILE, result
+        it = iter(result)
+        if not call.sent:
+            # Collect while nothing forces a send: stops at the first non-empty piece unless
+            # the declared content-length says that piece is the whole body.
+            parts: list[bytes] = []
+            size = 0
+            for piece in it:
+                if not piece:
+                    continue
+                parts.append(piece)
+                size += len(piece)
+                if not (0 <= call.length <= size):
+                    break
+            else:
+                if not call.status:
+                    raise AssertionError("the app returned without calling start_response()")
+                return _FULL, b"".join(parts)
+            call.push(b"".join(parts))
+        for piece in it:
+            if piece:
+                call.push(piece)
+        return _STREAMED, None
+    finally:
+        if not deferred_close:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+
+def _has_fileno(filelike: Any) -> bool:
+    try:
+        fd = filelike.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return isinstance(fd, int) and fd >= 0
+
+
+class WSGIAdapter:
+    """`--interface wsgi` (docs: granian.server.cycle "Interface adapters")."""
+
+    def __init__(self, app: Any, settings: Any = None) -> None:
+        self.app: WSGIApp = app
+        threads = getattr(settings, "blocking_threads", None) or 1
+        self.script_name = (getattr(settings, "url_path_prefix", None) or "").rstrip("/")
+        self.multiprocess = (getattr(settings, "workers", 1) or 1) > 1
+        idle = float(getattr(settings, "blocking_threads_idle_timeout", None) or 30)
+        self.pool = BlockingPool(threads, idle, "granian-wsgi")
+        self.handler = self._make_handler()
+
+    async def startup(self) -> bool:
+        return True
+
+    async def shutdown(self) -> None:
+        # in-flight requests were drained before this; don't block the loop on stragglers
+        self.pool.shutdown()
+
+    def _make_handler(self) -> Callable[[Cycle], Any]:
+        app = self.app
+        run = self.pool.run
+        script_name = self.script_name
+        multiprocess = self.multiprocess
+
+        async def handler(cycle: Cycle) -> None:
+            loop = asyncio.get_running_loop()
+            call = _Call(cycle, loop)
+            # One read on the loop: a body already buffered (and an absent one) is handed to the
+            # app whole, so small requests never hop back to the loop to read.
+            first = await cycle.read()
+            if first is None:
+                cycle.abort()
+                return
+            query = cycle.query
+            environ = build_environ(
+                cycle.method,
+                cycle.raw_path + b"?" + query if query else cycle.raw_path,
+                cycle.http_version,
+                cycle.headers,
+                cycle.server,
+                cycle.client,
+                cycle.scheme,
+                script_name,
+                WSGIInput(call.pull, first, cycle.body_complete),
+                multiprocess,
+            )
+            try:
+                kind, payload = await run(loop, _run, app, environ, call)
+            except BaseException as exc:  # noqa: BLE001 - the app's error is the server's to report
+                if isinstance(exc, ConnectionResetError) and cycle.disconnected:
+                    return  # the client left while the app streamed: nothing to report
+                if not cycle.response_done:
+                    if cycle.response_started:
+                        logger.error("Application callable raised an exception", exc_info=exc)
+                        cycle.abort()
+                    else:
+                        cycle.fail(exc)
+                else:
+                    logger.error("Application callable raised an exception", exc_info=exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            if cycle.response_done:
+                return
+            if kind == _FULL:
+                cycle.respond(call.status_code, call.headers, payload)
+            elif kind == _FILE:
+                await _send_wrapper(cycle, call, payload)
+            elif cycle.response_started:
+                cycle.finish()
+            else:
+                cycle.respond(call.status_code, call.headers, b"")
+
+        return handler
+
+
+async def _send_wrapper(cycle: Cycle, call: _Call, wrapper: FileWrapper) -> None:
+    """`wsgi.file_wrapper` over a real file: the bytes from its current position to its end
+    (or the app's content-length, if smaller) go out through sendfile."""
+    try:
+        f = wrapper.filelike
+        fd = f.fileno()
+        try:
+            pos = f.tell()
+        except (AttributeError, OSError):
+            pos = 0
+        count = max(0, os.fstat(fd).st_size - pos)
+        if call.length >= 0:
+            count = min(count, call.length)
+        framing = ("content-length", "transfer-encoding")
+        headers = [(n, v) for n, v in call.headers if n.lower() not in framing]
+        raw = os.fdopen(os.dup(fd), "rb")
+        with raw:
+            await send_file(cycle, raw, call.status_code, headers, pos, count)
+    except Exception as exc:  # noqa: BLE001
+        cycle.fail(exc)
+    finally:
+        try:
+            wrapper.close()
+        except Exception:  # noqa: BLE001 - the response is out; report and move on
+            logger.exception("wsgi.file_wrapper close() failed")
