@@ -19,7 +19,7 @@ import logging.config
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from .constants import ACCESS_LOG_ATOMS
@@ -154,7 +154,9 @@ def configure_logging(
         logging.config.dictConfig(cfg)
     except (ValueError, TypeError, AttributeError, ImportError) as exc:
         where = f" {source}" if source else ""
-        raise ConfigurationError(f"--log-config{where}: invalid logging configuration: {exc}") from exc
+        # dictConfig wraps the real reason ("No module named ...") as the cause: show both.
+        reason = f"{exc}: {exc.__cause__}" if exc.__cause__ is not None else str(exc)
+        raise ConfigurationError(f"--log-config{where}: invalid logging configuration: {reason}") from exc
     if not enabled:
         logger.setLevel(_SILENT)
 
@@ -253,47 +255,94 @@ class _ClockCache:
         return self._text
 
 
+# How each atom is computed, as a Python expression over the finished request `c`, its duration
+# `dt` (seconds), `client` (c.client) and `hv` (the wanted header values). A format is compiled
+# into one function returning just its atoms' values (see AccessLog._compile); only these fixed
+# expressions and integer indexes ever go into that source, never text from the format.
+_ATOM_EXPR = {
+    "addr": "(client[0] if client else '-')",
+    "time": "_clock(_time() - dt)",
+    "dt_ms": "dt * 1000.0",
+    "status": "c.status",
+    "path": "_esc(c.raw_path.decode('latin-1'))",
+    "query_string": "_esc(c.query.decode('latin-1'))",
+    "method": "c.method",
+    "scheme": "c.scheme",
+    "protocol": "_proto(c.http_version)",
+    "size": "c.bytes_sent",
+    "rbl": "c.bytes_sent",
+}
+_SAMPLE: dict[str, Any] = {
+    "addr": "127.0.0.1", "time": "2000-01-01 00:00:00 +0000", "dt_ms": 1.0, "status": 200, "path": "/",
+    "query_string": "", "method": "GET", "scheme": "http", "protocol": "HTTP/1.1", "size": 0, "rbl": 0,
+}  # fmt: skip
+
+
+def _protocol(version: str) -> str:
+    return _PROTOCOLS.get(version) or f"HTTP/{version}"
+
+
 class AccessLog:
     """A compiled access-log format. Build it once per worker; call `log()` once per response."""
 
     def __init__(self, fmt: str = DEFAULT_ACCESS_LOG_FMT, logger_name: str = ACCESS_LOGGER) -> None:
         self.fmt = fmt
         self.logger = logging.getLogger(logger_name)
-        keys = scan_format(fmt)
-        self.keys = frozenset(keys)
+        order = scan_format(fmt)
+        self.keys = frozenset(order)
         self.unknown = sorted(k for k in self.keys if k not in ATOMS and not _is_header_key(k))
-        self._want_time = "time" in self.keys
-        self._want_path = "path" in self.keys
-        self._want_query = "query_string" in self.keys
-        self._want_method = "method" in self.keys
-        self._want_size = "size" in self.keys or "rbl" in self.keys
-        headers: dict[bytes, list[str]] = {}
-        for k in self.keys:
-            name = _HEADER_ATOMS.get(k)
-            if name is None and _is_header_key(k):
-                name = k[7:-1].strip().lower().encode("latin-1")
-            if name is not None:
-                headers.setdefault(name, []).append(k)
-        self._headers = {name: tuple(ks) for name, ks in headers.items()}
-        # Keys that are always present: typos and header atoms that the request lacks print `-`.
-        self._defaults: dict[str, Any] = dict.fromkeys(self.keys, _MISSING)
+        # The format with its mapping keys removed (`%(status)d` -> `%d`): positional %-formatting
+        # of a tuple is the cheapest way Python has to render the line.
+        self._order = tuple(order)
+        self._positional = _strip_keys(fmt)
+        # Header atoms: each distinct (lower-cased) header name gets one slot in `hv`.
+        self._hnames: dict[bytes, int] = {}
+        for k in order:
+            name = _header_name(k)
+            if name is not None and name not in self._hnames:
+                self._hnames[name] = len(self._hnames)
         self._clock = _ClockCache()
+        self._values = self._compile()
         self._check_format()
         self._template = dict(
             logging.LogRecord(self.logger.name, logging.INFO, __file__, 0, fmt, None, None).__dict__
         )
 
+    def _compile(self) -> Callable[[RequestView, float], tuple[Any, ...]]:
+        exprs = []
+        for k in self._order:
+            name = _header_name(k)
+            if name is not None:
+                exprs.append(f"hv[{self._hnames[name]}]")
+            else:
+                exprs.append(_ATOM_EXPR.get(k, "'-'"))
+        lines = ["def values(c, dt):"]
+        if "addr" in self.keys:
+            lines.append("    client = c.client")
+        if self._hnames:
+            lines.append("    hv = _headers(c.headers)")
+        lines.append(f"    return ({', '.join(exprs)}{',' if exprs else ''})")
+        ns: dict[str, Any] = {
+            "_clock": self._clock.text,
+            "_time": time.time,
+            "_esc": _escape,
+            "_proto": _protocol,
+            "_headers": self._header_values,
+        }
+        exec(compile("\n".join(lines) + "\n", "<granian access-log format>", "exec"), ns)
+        fn: Callable[[RequestView, float], tuple[Any, ...]] = ns["values"]
+        return fn
+
     def _check_format(self) -> None:
         # Render a sample now so a bad conversion (`%(path)d`) fails at start-up, not per request.
-        sample: dict[str, Any] = dict(self._defaults)
-        sample.update(
-            addr="127.0.0.1", time="2000-01-01 00:00:00 +0000", dt_ms=1.0, status=200, path="/",
-            query_string="", method="GET", scheme="http", protocol="HTTP/1.1", size=0, rbl=0,
-        )  # fmt: skip
+        sample = {k: _SAMPLE.get(k, _MISSING) for k in self.keys}
         try:
-            self.fmt % sample
+            text = self.fmt % sample
+            positional = self._positional % tuple(sample[k] for k in self._order)
         except (ValueError, TypeError, KeyError) as exc:
             raise ConfigurationError(f"--access-log-fmt {self.fmt!r}: not a %-style format ({exc})") from exc
+        if text != positional:  # e.g. `%(a)s %s` mixes mapping and positional specs
+            raise ConfigurationError(f"--access-log-fmt {self.fmt!r}: not a %-style format (mixed specs)")
 
     def log(self, c: RequestView, dt: float) -> None:
         """Emit one line for a finished request `c` (a `granian.server.cycle.Cycle`, or anything
@@ -301,45 +350,26 @@ class AccessLog:
         lg = self.logger
         if not lg.isEnabledFor(logging.INFO):
             return
-        atoms = self._defaults.copy()
-        client = c.client
-        atoms["addr"] = client[0] if client else _MISSING
-        atoms["status"] = c.status
-        atoms["scheme"] = c.scheme
-        atoms["protocol"] = _PROTOCOLS.get(c.http_version) or f"HTTP/{c.http_version}"
-        atoms["dt_ms"] = dt * 1000.0
-        if self._want_time:
-            atoms["time"] = self._clock.text(time.time() - dt)
-        if self._want_method:
-            atoms["method"] = c.method
-        if self._want_path:
-            atoms["path"] = _escape(c.raw_path.decode("latin-1"))
-        if self._want_query:
-            atoms["query_string"] = _escape(c.query.decode("latin-1"))
-        if self._want_size:
-            atoms["size"] = atoms["rbl"] = c.bytes_sent
-        headers = c.headers
-        if self._headers:
-            self._fill_headers(atoms, headers)
+        values = self._values(c, dt)
         # Fast path for the default setup (one AccessHandler printing the bare message, no filters,
-        # no propagation): format the line directly, no LogRecord at all.
+        # no propagation): render the line directly, no LogRecord at all.
         hs = lg.handlers
         if len(hs) == 1 and not lg.propagate and not lg.filters:
             h = hs[0]
             if type(h) is AccessHandler and h.plain and not h.filters and h.level <= logging.INFO:
                 try:
-                    line = self.fmt % atoms
+                    line = self._positional % values
                 except (TypeError, ValueError):
                     # Only a value the start-up check could not foresee gets here; log it the
                     # standard way so logging reports the error.
-                    lg.handle(self._record(atoms))
+                    pass
+                else:
+                    h.write_line(line)
                     return
-                h.write_line(line)
-                return
         # makeRecord + handle rather than .info(): skips the caller lookup (a stack walk) that an
         # access line has no use for. `args` is the atoms mapping, as Granian passes it, so
         # handlers/filters that read `record.args` keep working.
-        lg.handle(self._record(atoms))
+        lg.handle(self._record(dict(zip(self._order, values, strict=True))))
 
     def _record(self, atoms: dict[str, Any]) -> logging.LogRecord:
         # A LogRecord's __init__ costs more than the rest of the line (path splitting, thread and
@@ -359,18 +389,46 @@ class AccessLog:
         d["threadName"] = threading.current_thread().name
         return rec
 
-    def _fill_headers(self, atoms: dict[str, Any], headers: Sequence[tuple[bytes, bytes]]) -> None:
-        wanted = self._headers
-        found: dict[bytes, str] = {}
+    def _header_values(self, headers: Sequence[tuple[bytes, bytes]]) -> list[str]:
+        wanted = self._hnames
+        out: list[str | None] = [None] * len(wanted)
         for name, value in headers:
-            if name in wanted:
-                text = value.decode("latin-1")
+            i = wanted.get(name)
+            if i is not None:
+                text = _escape(value.decode("latin-1"))
+                prev = out[i]
                 # Repeated field lines combine with ", " (RFC 9110 §5.3).
-                found[name] = f"{found[name]}, {text}" if name in found else text
-        for name, text in found.items():
-            text = _escape(text)
-            for key in wanted[name]:
-                atoms[key] = text
+                out[i] = text if prev is None else f"{prev}, {text}"
+        return [_MISSING if v is None else v for v in out]
+
+
+def _header_name(key: str) -> bytes | None:
+    """The lower-cased header name a key stands for (`referer`, `user_agent`, `header{Name}`)."""
+    name = _HEADER_ATOMS.get(key)
+    if name is None and _is_header_key(key):
+        name = key[7:-1].strip().lower().encode("latin-1")
+    return name
+
+
+def _strip_keys(fmt: str) -> str:
+    out: list[str] = []
+    i = 0
+    n = len(fmt)
+    while True:
+        j = fmt.find("%", i)
+        if j < 0 or j + 1 >= n:
+            out.append(fmt[i:])
+            return "".join(out)
+        if fmt[j + 1] == "%":
+            out.append(fmt[i : j + 2])
+            i = j + 2
+        elif fmt[j + 1] == "(":
+            end = fmt.index(")", j + 2)
+            out.append(fmt[i : j + 1])
+            i = end + 1
+        else:
+            out.append(fmt[i : j + 1])
+            i = j + 1
 
 
 class AccessHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -258,3 +258,26 @@ def test_completion_hook_composition(sink: None) -> None:
     assert only_log is not None
     only_log(c)  # type: ignore[arg-type]
     assert m.req_handled == 2 and buf.getvalue().count("\n") == 2
+
+
+def test_default_setup_builds_no_log_record(sink: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_record(self: AccessLog, atoms: object) -> None:
+        raise AssertionError("the fast path must not build a LogRecord")
+
+    monkeypatch.setattr(AccessLog, "_record", no_record)
+    assert line("%(method)s %(status)d") == "GET 200"
+
+
+def test_positional_rendering_matches_named() -> None:
+    fmt = '%%(x)s [%(time)s] %(status)03d %(status)d "%(header{A})s" %(dt_ms)08.2f %(nope)s%%'
+    al = AccessLog(fmt)
+    c = FakeCycle(headers=[(b"a", b"1")])
+    values = al._values(c, 0.5)  # type: ignore[arg-type]
+    named = dict(zip(al._order, values, strict=True))
+    assert al._positional % values == fmt % named
+    assert named["header{A}"] == "1" and named["nope"] == "-" and named["dt_ms"] == 500.0
+
+
+def test_mixed_specs_rejected() -> None:
+    with pytest.raises(ConfigurationError, match="not a %-style format"):
+        AccessLog("%(status)d %s")

@@ -296,3 +296,47 @@ def test_build_head_framing() -> None:
         build_head(200, [(b"bad name", b"v")], 0, 1, True, False)
     with pytest.raises(TypeError):
         build_head(200, [(b"x", 5)], 0, 1, True, False)  # type: ignore[list-item]
+
+
+def test_http_date_matches_the_stdlib_formatter() -> None:
+    from email.utils import formatdate
+
+    from granian.http1.response import http_date
+
+    for second in (0, 784111777, 951782400, 1764518400, 4102444799):
+        assert http_date(second).decode() == formatdate(second, usegmt=True)
+
+
+def test_unread_small_body_is_discarded_and_connection_kept() -> None:
+    async def handler(cycle: Cycle) -> None:
+        cycle.respond(200, [], b"r" + cycle.raw_path)
+
+    async def script(p: H1Protocol, t: FakeTransport) -> None:
+        p.data_received(b"POST /a HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345")
+        await settle()
+        p.data_received(b"67890GET /b HTTP/1.1\r\n\r\n")
+        await settle()
+        assert t.data.endswith(b"r/b") and t.data.count(b"HTTP/1.1 200") == 2
+        assert not t.closed
+
+    run(handler, script)
+
+
+def test_chunked_body_in_random_pieces() -> None:
+    got: list[bytes] = []
+
+    async def handler(cycle: Cycle) -> None:
+        while not cycle.body_complete:
+            data = await cycle.read()
+            assert data is not None
+            got.append(data)
+        cycle.respond(200, [], b"".join(got))
+
+    async def script(p: H1Protocol, t: FakeTransport) -> None:
+        raw = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        for i in range(0, len(raw), 3):
+            p.data_received(raw[i : i + 3])
+            await settle()
+        assert t.data.endswith(b"hello world")
+
+    run(handler, script)

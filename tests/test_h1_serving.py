@@ -269,3 +269,17 @@ def test_asginl_skips_lifespan() -> None:
 
 def _unused() -> str:
     return json.dumps({})
+
+
+def test_asyncio_loop_serves_and_sends_files(tmp_path) -> None:
+    f = tmp_path / "blob.bin"
+    f.write_bytes(bytes(range(256)) * 4096)  # 1 MiB through loop.sendfile
+    server = start_server("asgi_app:app", interface="asginl", loop="asyncio")
+    try:
+        with httpx.Client(base_url=server.url) as c:
+            assert c.get("/").text == "Hello, world!"
+            r = c.get("/pathsend?" + str(f))
+            assert r.content == f.read_bytes()
+            assert c.post("/echo", content=b"q" * 70000).content == b"q" * 70000
+    finally:
+        server.stop()

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,12 @@ def test_listening_line_for_unix_socket(tmp_path: Path) -> None:
                 break
         else:
             raise AssertionError("no Listening line")
+        # Served over the socket: the worker is up before the SIGTERM below.
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(str(path))
+            s.sendall(GET)
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=15)

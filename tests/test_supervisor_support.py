@@ -208,15 +208,17 @@ def alive(pid: int) -> bool:
         return False
 
 
-def pids_seen(port: int, n: int, tries: int = 200) -> set[int]:
-    """PIDs answering over `tries` fresh connections (stops early once `n` distinct are seen)."""
+def pids_seen(port: int, n: int, timeout: float = 15.0) -> set[int]:
+    """PIDs answering fresh connections until `n` distinct are seen or `timeout` passes (a worker
+    may still be importing the app when the first one answers)."""
     seen: set[int] = set()
-    for _ in range(tries):
+    deadline = time.monotonic() + timeout
+    while len(seen) < n and time.monotonic() < deadline:
         body = get(port)
         if body is not None:
             seen.add(int(body))
-        if len(seen) >= n:
-            break
+        else:
+            time.sleep(0.02)
     return seen
 
 

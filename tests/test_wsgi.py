@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -163,3 +164,28 @@ def test_client_gone_mid_stream(server: ServerProc) -> None:
     for _ in range(8):
         with Conn(server.port) as c:
             assert c.request("GET", "/mnt/plain").status == 200
+
+
+def test_blocking_calls_run_concurrently_on_the_pool(server: ServerProc) -> None:
+    # both requests pass the barrier only if two pool threads run them at once, while the
+    # event loop keeps serving other connections
+    with Conn(server.port) as a, Conn(server.port) as b:
+        a.send(b"GET /mnt/barrier HTTP/1.1\r\nhost: x\r\n\r\n")
+        with Conn(server.port) as c:
+            assert c.request("GET", "/mnt/plain").status == 200
+        b.send(b"GET /mnt/barrier HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert (a.response().body, b.response().body) == (b"met", b"met")
+
+
+def test_graceful_stop_finishes_in_flight_request() -> None:
+    s = start_server("wsgi_app:app", interface="wsgi")
+    try:
+        with Conn(s.port) as c:
+            c.send(b"GET /sleep?0.5 HTTP/1.1\r\nhost: x\r\n\r\n")
+            time.sleep(0.2)  # the app is running on the pool now
+            s.proc.send_signal(signal.SIGTERM)
+            r = c.response()
+            assert (r.status, r.body) == (200, b"slept")
+    finally:
+        code, _ = s.stop()
+    assert code == 0

@@ -151,3 +151,19 @@ def test_environ_prefix_and_host_defaults() -> None:
     assert "CONTENT_TYPE" not in env
     env = _env(b"/api", [(b"host", b"h:1")], prefix="/api")
     assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/api", "")
+
+
+def test_builder_reuse_does_not_leak_between_requests() -> None:
+    from granian.apps.wsgi_io import EnvironBuilder
+
+    b = EnvironBuilder("https", "", True)
+    inp = WSGIInput(lambda: b"")
+    e1 = b.build("GET", b"/a", b"x=1", "1.1", [(b"host", b"h1"), (b"x-one", b"1")], None, None, inp)
+    e2 = b.build("POST", b"/b", b"", "1.0", [(b"host", b"h2:99"), (b"content-type", b"t")], None, None, inp)
+    assert e1["HTTP_X_ONE"] == "1" and "HTTP_X_ONE" not in e2
+    assert "CONTENT_TYPE" not in e1 and e2["CONTENT_TYPE"] == "t"
+    assert (e1["SERVER_NAME"], e1["SERVER_PORT"]) == ("h1", "443")  # https default port
+    assert (e2["SERVER_NAME"], e2["SERVER_PORT"]) == ("h2", "99")
+    assert (e1["PATH_INFO"], e2["PATH_INFO"], e2["SERVER_PROTOCOL"]) == ("/a", "/b", "HTTP/1.0")
+    assert e1["wsgi.multiprocess"] is True and e1["wsgi.url_scheme"] == "https"
+    assert (e1["REMOTE_ADDR"], e1["REMOTE_PORT"]) == ("", "")

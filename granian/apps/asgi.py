@@ -51,8 +51,9 @@ def decode_path(raw_path: bytes) -> str:
 
 
 def _is_event_stream(headers: Any) -> bool:
+    # The value test first: it rejects almost every header without lower-casing anything.
     for name, value in headers:
-        if name.lower() == b"content-type" and value.lower().startswith(b"text/event-stream"):
+        if value[:17].lower() == b"text/event-stream" and name.lower() == b"content-type":
             return True
     return False
 
@@ -87,13 +88,15 @@ class _HTTP:
             if state == _STARTED:
                 body = message.get("body", b"")
                 more = message.get("more_body", False)
-                if body.__class__ is not bytes and not isinstance(body, (bytes, bytearray, memoryview)):
-                    raise RuntimeError(_UNSUPPORTED)
+                if body.__class__ is not bytes:
+                    if not isinstance(body, (bytes, bytearray, memoryview)):
+                        raise RuntimeError(_UNSUPPORTED)
+                    body = bytes(body)
                 cycle = self.cycle
                 try:
                     if not more:
                         self.state = _DONE
-                        cycle.respond(self.status, self.headers, bytes(body))
+                        cycle.respond(self.status, self.headers, body)
                         return
                     self.state = _STREAMING
                     cycle.start(self.status, self.headers)
@@ -144,11 +147,9 @@ class _HTTP:
         raise RuntimeError(_UNSUPPORTED)
 
     async def _write(self, data: bytes) -> None:
-        from ..server.cycle import ClientDisconnected
-
         try:
             await self.cycle.write(data)
-        except ClientDisconnected:
+        except ConnectionResetError:  # the cycle's ClientDisconnected
             # ASGI 2.3: a send after the client went away is ignored (the app learns of it
             # through http.disconnect), never an endless wait.
             return
@@ -179,11 +180,9 @@ class _HTTP:
                 cycle.start(self.status, headers)
             except (TypeError, ValueError):
                 raise RuntimeError(_UNSUPPORTED) from None
-            from ..server.cycle import ClientDisconnected
-
             try:
                 await cycle.sendfile(file, 0, size)
-            except ClientDisconnected:
+            except ConnectionResetError:  # the cycle's ClientDisconnected
                 return
             cycle.finish()
 
@@ -232,7 +231,9 @@ class ASGIAdapter:
                 "scheme": cycle.scheme,
                 "method": cycle.method,
                 "root_path": root_path,
-                "path": decode_path(raw_path),
+                "path": raw_path.decode("utf-8", "replace")
+                if b"%" not in raw_path
+                else decode_path(raw_path),
                 "raw_path": raw_path,
                 "query_string": cycle.query,
                 "headers": cycle.headers,

@@ -10,7 +10,8 @@ Threads start on demand, up to the limit, and exit after `idle_timeout` seconds 
 holds the GIL again with an item: while the loop thread is busy queueing a burst of requests
 (holding the GIL), the waiting threads still look idle, so a burst starts at most one thread
 instead of one per request; on a GIL build more threads than the app's blocking calls need
-only add lock convoys.
+only add lock convoys. A thread that takes a call while others are still queued and none is
+idle starts one more, so calls that block (I/O) never wait for a later submit to get a thread.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from typing import Any
 
 __all__ = ["BlockingPool"]
 
-_Item = tuple["asyncio.Future[Any]", asyncio.AbstractEventLoop, Callable[..., Any], tuple[Any, ...]]
+# (done, loop, fn, args): `done(result, None)` or `done(None, exception)` is called on the loop.
+_Item = tuple["Done", asyncio.AbstractEventLoop, Callable[..., Any], tuple[Any, ...]]
+Done = Callable[[Any, "BaseException | None"], None]
 
 
 def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
@@ -64,18 +67,32 @@ class BlockingPool:
     def threads(self) -> int:
         return self._threads
 
+    def probe(self) -> tuple[int, int]:
+        """(started threads, queued calls), for --metrics (granian.server.metrics)."""
+        return self._threads, self._queue.qsize()
+
     def run(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         """Call `fn(*args)` on a pool thread; the returned loop future gets its result."""
+        fut: asyncio.Future[Any] = loop.create_future()
+
+        def done(result: Any, exc: BaseException | None) -> None:
+            if exc is not None:
+                _set_exception(fut, exc)
+            else:
+                _set_result(fut, result)
+
+        self.call(loop, done, fn, *args)
+        return fut
+
+    def call(self, loop: asyncio.AbstractEventLoop, done: Done, fn: Callable[..., Any], *args: Any) -> None:
+        """Call `fn(*args)` on a pool thread, then `done(result, None)` or `done(None, exc)` on
+        the loop: no future and no task wake-up in between (the WSGI hot path)."""
         if self._closed:
             raise RuntimeError("blocking pool is shut down")
-        fut = loop.create_future()
         queue = self._queue
-        queue.put((fut, loop, fn, args))
-        # More queued calls than waiting threads: start one more thread, but only one at a time
-        # (see the module docstring).
+        queue.put((done, loop, fn, args))
         if self._starting == 0 and self._threads < self._max and queue.qsize() > self._idle:
             self._spawn()
-        return fut
 
     def _spawn(self) -> None:
         with self._lock:
@@ -112,25 +129,29 @@ class BlockingPool:
                 return
             with lock:
                 self._idle -= 1
-            fut, loop, fn, args = item
+            if self._starting == 0 and self._threads < self._max and queue.qsize() > self._idle:
+                # Calls still queued and nobody free: this thread may block for long (a slow
+                # query), so bring up one more now rather than wait for the next submit.
+                self._spawn()
+            done, loop, fn, args = item
             try:
                 result = fn(*args)
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            except BaseException as exc:  # noqa: BLE001 - handed to the loop
                 with lock:
                     self._idle += 1
                 try:
-                    loop.call_soon_threadsafe(_set_exception, fut, exc)
+                    loop.call_soon_threadsafe(done, None, exc)
                 except RuntimeError:
-                    pass  # the loop is closed: nobody awaits this any more
+                    pass  # the loop is closed: nobody waits for this any more
                 del exc
                 continue
             with lock:
                 self._idle += 1
             try:
-                loop.call_soon_threadsafe(_set_result, fut, result)
+                loop.call_soon_threadsafe(done, result, None)
             except RuntimeError:
                 pass
-            del result, item, fut, args
+            del result, item, done, args
 
     def shutdown(self) -> None:
         """Let every thread exit once the queue is empty; does not wait for them."""

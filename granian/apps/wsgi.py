@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .blocking import BlockingPool
 from .static import send_file
-from .wsgi_io import FileWrapper, WSGIInput, build_environ
+from .wsgi_io import EnvironBuilder, FileWrapper, WSGIInput
 
 if TYPE_CHECKING:
     from ..server.cycle import Cycle
@@ -97,6 +97,36 @@ class _Call:
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"write() takes bytes, not {type(data).__name__}")
         self.push(bytes(data))
+
+    def done(self, result: tuple[int, Any] | None, exc: BaseException | None) -> None:
+        """On the loop, after the app returned (or raised): complete the response."""
+        cycle = self.cycle
+        if exc is not None:
+            if isinstance(exc, ConnectionResetError) and cycle.disconnected:
+                return  # the client left while the app streamed: nothing to report
+            if cycle.response_done:
+                logger.error("Application callable raised an exception", exc_info=exc)
+            elif cycle.response_started:
+                # a truncated stream, never a clean response of another status
+                logger.error("Application callable raised an exception", exc_info=exc)
+                cycle.abort()
+            else:
+                cycle.fail(exc)
+            return
+        if cycle.response_done or result is None:
+            return
+        kind, payload = result
+        try:
+            if kind == _FULL:
+                cycle.respond(self.status_code, self.headers, payload)
+            elif kind == _FILE:
+                self.loop.create_task(_send_wrapper(cycle, self, payload))
+            elif cycle.response_started:
+                cycle.finish()
+            else:
+                cycle.respond(self.status_code, self.headers, b"")
+        except Exception as err:  # noqa: BLE001 - e.g. headers the cycle refuses: a 500
+            cycle.fail(err)
 
     def pull(self) -> bytes:
         """`wsgi.input`'s source: the next body piece, read on the loop (flow control)."""
@@ -180,12 +210,16 @@ class WSGIAdapter:
 
     def _make_handler(self) -> Callable[[Cycle], Any]:
         app = self.app
-        run = self.pool.run
+        call_in_pool = self.pool.call
+        builders: dict[str, EnvironBuilder] = {}
         script_name = self.script_name
         multiprocess = self.multiprocess
+        loop: asyncio.AbstractEventLoop | None = None
 
         async def handler(cycle: Cycle) -> None:
-            loop = asyncio.get_running_loop()
+            nonlocal loop
+            if loop is None:
+                loop = asyncio.get_running_loop()
             call = _Call(cycle, loop)
             # One read on the loop: a body already buffered (and an absent one) is handed to the
             # app whole, so small requests never hop back to the loop to read.
@@ -193,45 +227,24 @@ class WSGIAdapter:
             if first is None:
                 cycle.abort()
                 return
-            query = cycle.query
-            environ = build_environ(
+            scheme = cycle.scheme
+            builder = builders.get(scheme)
+            if builder is None:
+                builder = builders[scheme] = EnvironBuilder(scheme, script_name, multiprocess)
+            environ = builder.build(
                 cycle.method,
-                cycle.raw_path + b"?" + query if query else cycle.raw_path,
+                cycle.raw_path,
+                cycle.query,
                 cycle.http_version,
                 cycle.headers,
                 cycle.server,
                 cycle.client,
-                cycle.scheme,
-                script_name,
                 WSGIInput(call.pull, first, cycle.body_complete),
-                multiprocess,
             )
-            try:
-                kind, payload = await run(loop, _run, app, environ, call)
-            except BaseException as exc:  # noqa: BLE001 - the app's error is the server's to report
-                if isinstance(exc, ConnectionResetError) and cycle.disconnected:
-                    return  # the client left while the app streamed: nothing to report
-                if not cycle.response_done:
-                    if cycle.response_started:
-                        logger.error("Application callable raised an exception", exc_info=exc)
-                        cycle.abort()
-                    else:
-                        cycle.fail(exc)
-                else:
-                    logger.error("Application callable raised an exception", exc_info=exc)
-                if not isinstance(exc, Exception):
-                    raise
-                return
-            if cycle.response_done:
-                return
-            if kind == _FULL:
-                cycle.respond(call.status_code, call.headers, payload)
-            elif kind == _FILE:
-                await _send_wrapper(cycle, call, payload)
-            elif cycle.response_started:
-                cycle.finish()
-            else:
-                cycle.respond(call.status_code, call.headers, b"")
+            # The response is completed by `call.done` on the loop once the app returns: this
+            # coroutine ends here, sparing a task wake-up per request. The request stays in
+            # flight (the connection and the drain count it) until the cycle completes.
+            call_in_pool(loop, call.done, _run, app, environ, call)
 
         return handler
 

@@ -149,6 +149,117 @@ def _split_host(host: str, scheme: str) -> tuple[str, str]:
     return host, _DEFAULT_PORTS.get(scheme, "80")
 
 
+# Header name -> environ key ("user-agent" -> "HTTP_USER_AGENT"; None for names dropped), and
+# Host value -> (SERVER_NAME, SERVER_PORT): the same few values repeat on every request, so they
+# are computed once. Both caches stop growing at _CACHE_MAX entries (a client sending random
+# names must not grow memory without bound).
+_CACHE_MAX = 512
+_SPECIAL = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
+
+
+def _header_key(name: bytes, cache: dict[bytes, str | None]) -> str | None:
+    key: str | None
+    if name in _SPECIAL:
+        key = _SPECIAL[name]
+    elif b"_" in name:
+        # "x_forwarded_for" would become the same HTTP_ key as "x-forwarded-for" and could
+        # spoof it past a proxy that filters the dashed form; nginx and gunicorn drop them.
+        key = None
+    else:
+        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+    if len(cache) < _CACHE_MAX:
+        cache[name] = key
+    return key
+
+
+class EnvironBuilder:
+    """Builds PEP 3333 environs for one adapter: the per-worker constants live in a template
+    dict copied per request; header keys and Host splits come from small caches."""
+
+    __slots__ = ("scheme", "script_name", "_base", "_keys", "_hosts")
+
+    def __init__(self, scheme: str, script_name: str, multiprocess: bool) -> None:
+        self.scheme = scheme
+        self.script_name = script_name
+        self._base: dict[str, Any] = {
+            "SCRIPT_NAME": script_name,
+            "wsgi.version": WSGI_VERSION,
+            "wsgi.url_scheme": scheme,
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": multiprocess,
+            "wsgi.run_once": False,
+            "wsgi.file_wrapper": FileWrapper,
+            # the body is delimited by the server (content-length or chunked): reading to EOF
+            # is safe, the mod_wsgi/gunicorn convention Werkzeug and Django honour
+            "wsgi.input_terminated": True,
+        }
+        self._keys: dict[bytes, str | None] = {}
+        self._hosts: dict[str, tuple[str, str]] = {}
+
+    def build(
+        self,
+        method: str,
+        raw_path: bytes,
+        query: bytes,
+        http_version: str,
+        headers: list[tuple[bytes, bytes]],
+        server: tuple[str, int] | None,
+        client: tuple[str, int] | None,
+        wsgi_input: WSGIInput,
+    ) -> dict[str, Any]:
+        """The environ of one request. Strings are "native strings": bytes decoded as latin-1
+        (PEP 3333 "Unicode Issues"); apps recover the raw octets with `.encode('latin-1')`."""
+        path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("latin-1")
+        script_name = self.script_name
+        if script_name:
+            # --url-path-prefix mounts the app: SCRIPT_NAME is the prefix, PATH_INFO what
+            # follows it (CGI/1.1, RFC 3875 §4.1.5 and §4.1.13); a path outside the prefix
+            # keeps PATH_INFO whole.
+            if path == script_name or path.startswith(script_name + "/"):
+                path = path[len(script_name) :]
+        environ = self._base.copy()
+        environ["REQUEST_METHOD"] = method
+        environ["PATH_INFO"] = path
+        environ["QUERY_STRING"] = query.decode("latin-1")
+        environ["SERVER_PROTOCOL"] = "HTTP/" + ("1.0" if http_version == "1" else http_version)
+        environ["wsgi.input"] = wsgi_input
+        keys = self._keys
+        host: str | None = None
+        for name, value in headers:
+            key = keys[name] if name in keys else _header_key(name, keys)
+            if key is None:
+                continue
+            val = value.decode("latin-1")
+            prev = environ.get(key)
+            if prev is None:
+                environ[key] = val
+                if host is None and key == "HTTP_HOST":
+                    host = val
+            else:
+                # repeated fields are combined with commas (RFC 9110 §5.3), in order
+                environ[key] = prev + "," + val
+        if host:
+            hosts = self._hosts
+            split = hosts.get(host)
+            if split is None:
+                split = _split_host(host, self.scheme)
+                if len(hosts) < _CACHE_MAX:
+                    hosts[host] = split
+            environ["SERVER_NAME"], environ["SERVER_PORT"] = split
+        elif server is not None:
+            environ["SERVER_NAME"], environ["SERVER_PORT"] = server[0], str(server[1])
+        else:
+            environ["SERVER_NAME"] = "localhost"
+            environ["SERVER_PORT"] = _DEFAULT_PORTS.get(self.scheme, "80")
+        if client is not None:
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = client[0], str(client[1])
+        else:
+            # a Unix socket has no peer address; CGI wants REMOTE_ADDR set, gunicorn uses ""
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = "", ""
+        return environ
+
+
 def build_environ(
     method: str,
     target: bytes,
@@ -161,62 +272,7 @@ def build_environ(
     wsgi_input: WSGIInput,
     multiprocess: bool,
 ) -> dict[str, Any]:
-    """The PEP 3333 environ for one request. Strings are "native strings": bytes decoded as
-    latin-1 (PEP 3333 "Unicode Issues"), so apps recover the raw octets with `.encode('latin-1')`.
-    """
-    raw_path, _, raw_query = target.partition(b"?")
-    path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("latin-1")
-    if script_name:
-        # --url-path-prefix mounts the app: SCRIPT_NAME is the prefix, PATH_INFO what follows
-        # it (CGI/1.1, RFC 3875 §4.1.5 and §4.1.13); a path outside the prefix keeps PATH_INFO whole.
-        if path == script_name or path.startswith(script_name + "/"):
-            path = path[len(script_name) :]
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "SCRIPT_NAME": script_name,
-        "PATH_INFO": path,
-        "QUERY_STRING": raw_query.decode("latin-1"),
-        "SERVER_PROTOCOL": "HTTP/" + ("1.0" if http_version == "1" else http_version),
-        "wsgi.version": WSGI_VERSION,
-        "wsgi.url_scheme": scheme,
-        "wsgi.input": wsgi_input,
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": multiprocess,
-        "wsgi.run_once": False,
-        "wsgi.file_wrapper": FileWrapper,
-        # the body is delimited by the server (content-length or chunked): reading to EOF is
-        # safe, the mod_wsgi/gunicorn convention Werkzeug and Django honour
-        "wsgi.input_terminated": True,
-    }
-    host: str | None = None
-    for name, value in headers:
-        if name == b"content-type":
-            environ["CONTENT_TYPE"] = value.decode("latin-1")
-            continue
-        if name == b"content-length":
-            environ["CONTENT_LENGTH"] = value.decode("latin-1")
-            continue
-        if b"_" in name:
-            # "x_forwarded_for" would become the same HTTP_ key as "x-forwarded-for" and could
-            # spoof it past a proxy that filters the dashed form; nginx and gunicorn drop them.
-            continue
-        key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
-        val = value.decode("latin-1")
-        if name == b"host" and host is None:
-            host = val
-        prev = environ.get(key)
-        # repeated fields are combined with commas (RFC 9110 §5.3), in order
-        environ[key] = val if prev is None else prev + "," + val
-    if host:
-        environ["SERVER_NAME"], environ["SERVER_PORT"] = _split_host(host, scheme)
-    elif server is not None:
-        environ["SERVER_NAME"], environ["SERVER_PORT"] = server[0], str(server[1])
-    else:
-        environ["SERVER_NAME"], environ["SERVER_PORT"] = "localhost", _DEFAULT_PORTS.get(scheme, "80")
-    if client is not None:
-        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = client[0], str(client[1])
-    else:
-        # a Unix socket has no peer address; CGI wants REMOTE_ADDR set, gunicorn uses ""
-        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = "", ""
-    return environ
+    """One-off form of `EnvironBuilder.build` for a whole request target."""
+    raw_path, _, query = target.partition(b"?")
+    builder = EnvironBuilder(scheme, script_name, multiprocess)
+    return builder.build(method, raw_path, query, http_version, headers, server, client, wsgi_input)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from email.utils import formatdate
 from http import HTTPStatus
 
 __all__ = [
@@ -21,6 +20,7 @@ __all__ = [
     "FRAME_NONE",
     "SERVER_NAME",
     "build_head",
+    "http_date",
     "refresh_date",
     "simple_response",
     "status_line",
@@ -129,13 +129,31 @@ _server_line = b"server: " + SERVER_NAME + b"\r\n"
 _date_second = -1
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(second: int) -> bytes:
+    """IMF-fixdate (RFC 9110 §5.6.7), locale-independent: `Sun, 06 Nov 1994 08:49:37 GMT`."""
+    t = time.gmtime(second)
+    return b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+        _DAYS[t.tm_wday].encode(),
+        t.tm_mday,
+        _MONTHS[t.tm_mon - 1].encode(),
+        t.tm_year,
+        t.tm_hour,
+        t.tm_min,
+        t.tm_sec,
+    )
+
+
 def refresh_date(now: float | None = None) -> None:
     """Re-render the `date` line (RFC 9110 §6.6.1 IMF-fixdate) when the second has changed."""
     global _common, _date_line, _date_second
     second = int(time.time() if now is None else now)
     if second != _date_second:
         _date_second = second
-        _date_line = b"date: " + formatdate(second, usegmt=True).encode("ascii") + b"\r\n"
+        _date_line = b"date: " + http_date(second) + b"\r\n"
         _common = _server_line + _date_line
 
 

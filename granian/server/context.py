@@ -30,6 +30,9 @@ Handler = Callable[["Cycle"], Coroutine[Any, Any, None]]
 # Longest gap between ticks: the `date` header has one-second resolution (RFC 9110 §5.6.7).
 _TICK_MAX = 1.0
 _TICK_MIN = 0.05
+# Seconds a drain waits before closing idle connections (see drain()): covers the gap between
+# accept() and the first request bytes, about half a round trip for a client that sends at once.
+_DRAIN_GRACE = 0.1
 
 
 class ServerContext:
@@ -116,6 +119,11 @@ class ServerContext:
     async def drain(self) -> None:
         """Stop taking requests: close idle connections now, the others after their in-flight
         response, and return once none is left."""
+        # A connection accepted just before the listening socket closed may not have delivered
+        # its first request yet: closing it now as idle fails a request the client has already
+        # sent (seen in rolling restarts). A short grace lets those bytes arrive; the worker
+        # stops accepting before drain() is called, so no new connection joins meanwhile.
+        await asyncio.sleep(_DRAIN_GRACE)
         self.draining = True
         for conn in list(self.connections):
             conn.shutdown()

@@ -122,38 +122,22 @@ class ClientDisconnected(ConnectionResetError):
 
 
 class Cycle:
-    __slots__ = (
-        "method",
-        "raw_path",
-        "query",
-        "http_version",
-        "headers",
-        "scheme",
-        "client",
-        "server",
-        "root_path",
-        "keep_alive",
-        "disconnected",
-        "body_complete",
-        "response_started",
-        "response_done",
-        "status",
-        "bytes_sent",
-        "t0",
-        "_proto",
-        "_conn",
-        "_minor",
-        "_is_head",
-        "_body",
-        "_body_size",
-        "_body_eof",
-        "_continue",
-        "_read_waiter",
-        "_done_waiter",
-        "_framing",
-        "_pending_head",
-        "_expected",
-    )
+    # No __slots__: the defaults below live on the class, so creating a cycle (once per
+    # request) only stores what differs per request; state is written when it changes.
+    disconnected = False
+    body_complete = False
+    response_started = False
+    response_done = False
+    status = 0
+    bytes_sent = 0
+    t0 = 0.0
+    _body: list[bytes] | None = None
+    _body_size = 0
+    _read_waiter: asyncio.Future[None] | None = None
+    _done_waiter: asyncio.Future[None] | None = None
+    _framing = FRAME_NONE
+    _pending_head: bytes | None = None
+    _expected = -1
 
     def __init__(
         self,
@@ -181,23 +165,9 @@ class Cycle:
         self.client = proto.client
         self.server = proto.server
         self.keep_alive = keep_alive
-        self.disconnected = False
-        self.body_complete = False
-        self.response_started = False
-        self.response_done = False
-        self.status = 0
-        self.bytes_sent = 0
-        self.t0 = 0.0
         self._is_head = method == "HEAD"
-        self._body: list[bytes] = []
-        self._body_size = 0
         self._body_eof = body_eof
         self._continue = expect_continue
-        self._read_waiter: asyncio.Future[None] | None = None
-        self._done_waiter: asyncio.Future[None] | None = None
-        self._framing = FRAME_NONE
-        self._pending_head: bytes | None = None
-        self._expected = -1
 
     # ---------------------------------------------------------------- body
 
@@ -206,7 +176,7 @@ class Cycle:
             body = self._body
             if body:
                 data = body[0] if len(body) == 1 else b"".join(body)
-                body.clear()
+                self._body = None
                 self._body_size = 0
                 if self._body_eof:
                     self.body_complete = True
@@ -236,7 +206,11 @@ class Cycle:
     def _push(self, data: bytes, eof: bool) -> int:
         """Queue body bytes for the app; returns the number of bytes now waiting."""
         if data:
-            self._body.append(data)
+            body = self._body
+            if body is None:
+                self._body = [data]
+            else:
+                body.append(data)
             self._body_size += len(data)
         if eof:
             self._body_eof = True

@@ -18,7 +18,7 @@ import contextvars
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-__all__ = ["start_eager"]
+__all__ = ["resume_in_task", "start_eager"]
 
 
 class _Resume:
@@ -62,7 +62,7 @@ async def _drive(resume: _Resume) -> None:
 
 
 def start_eager(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> None:
-    """Step `coro` now; wrap it in a Task only if it suspends.
+    """Step `coro` now; wrap it in a Task only if it suspends (the protocol inlines this).
 
     The handler contract says request coroutines do not raise; anything that escapes anyway
     propagates to the caller (the protocol), exactly as it would have surfaced from a Task."""
@@ -71,6 +71,13 @@ def start_eager(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
         yielded = ctx.run(coro.send, None)
     except StopIteration:
         return
+    resume_in_task(loop, coro, yielded, ctx)
+
+
+def resume_in_task(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None], yielded: Any, ctx: contextvars.Context
+) -> None:
+    """Hand a coroutine that suspended after its first step (yielding `yielded`) to a Task."""
     # `context=` exists on both asyncio (3.11+) and uvloop loops; the ABC stub lacks it.
     create_task: Any = loop.create_task
     create_task(_drive(_Resume(coro, yielded)), context=ctx)

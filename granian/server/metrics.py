@@ -208,6 +208,10 @@ class MetricsReporter:
 def thread_pool_probe(pool: Executor) -> Callable[[], tuple[int, int]] | None:
     """A `blocking_probe` for a ThreadPoolExecutor (the WSGI blocking pool): its started threads
     and queued jobs, read only when a snapshot is taken. None for any other executor."""
+    own = getattr(pool, "probe", None)
+    if callable(own):
+        # granian.apps.blocking.BlockingPool (the WSGI pool) reports (threads, queued) itself
+        return own  # type: ignore[no-any-return]
     if not isinstance(pool, ThreadPoolExecutor):
         return None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from contextvars import copy_context
 from time import perf_counter
 from typing import IO, Any
 
@@ -22,7 +23,7 @@ from ..http1.parser import F_EXPECT_CONTINUE, parse_head
 from ..http1.response import simple_response
 from .context import ServerContext
 from .cycle import Cycle
-from .eager import start_eager
+from .eager import resume_in_task
 
 __all__ = ["H1Protocol"]
 
@@ -248,7 +249,14 @@ class H1Protocol(asyncio.Protocol):
                 self._buf = b""
                 self._pos = 0
         if ctx.eager:
-            start_eager(ctx.loop, ctx.handler(cycle))
+            # start_eager(), inlined: step the coroutine now; a Task only if it suspends.
+            coro = ctx.handler(cycle)
+            context = copy_context()
+            try:
+                yielded = context.run(coro.send, None)
+            except StopIteration:
+                return
+            resume_in_task(ctx.loop, coro, yielded, context)
         else:
             ctx.loop.create_task(ctx.handler(cycle))
 
@@ -431,8 +439,17 @@ class H1Protocol(asyncio.Protocol):
             else:
                 self.transport.writelines((head, body))
         self._cycle = None
-        cycle._detach(False)
-        self._release(cycle)
+        # Inlined cycle._detach(False) and self._release(cycle): this runs once per request.
+        cycle._proto = None
+        if cycle._read_waiter is not None or cycle._done_waiter is not None:
+            cycle._detach(False)
+        ctx = self.ctx
+        if ctx.on_complete is not None:
+            ctx.on_complete(cycle)
+        ctx.active -= 1
+        if ctx.waiting or ctx.draining:
+            ctx.active += 1
+            ctx.release()
         if self._lost:
             return
         if not cycle.keep_alive or self._closing:

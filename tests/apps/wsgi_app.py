@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 CLOSED: list[str] = []
+# Two requests meet here only if the blocking pool runs them at the same time.
+BARRIER = threading.Barrier(2, timeout=5)
 
 
 class Closing:
@@ -31,6 +34,18 @@ class Closing:
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     path = environ["PATH_INFO"]
+    if path == "/barrier":
+        try:
+            BARRIER.wait()
+        except threading.BrokenBarrierError:
+            start_response("500 Internal Server Error", [])
+            return [b"alone"]
+        start_response("200 OK", [])
+        return [b"met"]
+    if path == "/sleep":
+        time.sleep(float(environ["QUERY_STRING"] or "0.5"))
+        start_response("200 OK", [])
+        return [b"slept"]
     if path == "/plain":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"Hello, ", b"world!"]
