@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "2.5.0"
+# The Granian 2.x API level we implement; Emmett pins granian~=2.6, so this stays >= 2.6.
+__version__ = "2.6.0"
 __all__ = ["Granian", "__version__"]
 
 

@@ -268,7 +268,7 @@ _ATOM_EXPR = {
     "query_string": "_esc(c.query.decode('latin-1'))",
     "method": "c.method",
     "scheme": "c.scheme",
-    "protocol": "_proto(c.http_version)",
+    "protocol": "(_P.get(c.http_version) or _proto(c.http_version))",
     "size": "c.bytes_sent",
     "rbl": "c.bytes_sent",
 }
@@ -302,13 +302,15 @@ class AccessLog:
             if name is not None and name not in self._hnames:
                 self._hnames[name] = len(self._hnames)
         self._clock = _ClockCache()
-        self._values = self._compile()
+        self._compile()
         self._check_format()
         self._template = dict(
             logging.LogRecord(self.logger.name, logging.INFO, __file__, 0, fmt, None, None).__dict__
         )
 
-    def _compile(self) -> Callable[[RequestView, float], tuple[Any, ...]]:
+    def _compile(self) -> None:
+        """Build `_values(c, dt)` (this format's atom values, in order) and `log(c, dt)` (the
+        whole per-request path in one frame: level check, values, the fast path)."""
         exprs = []
         for k in self._order:
             name = _header_name(k)
@@ -316,22 +318,56 @@ class AccessLog:
                 exprs.append(f"hv[{self._hnames[name]}]")
             else:
                 exprs.append(_ATOM_EXPR.get(k, "'-'"))
-        lines = ["def values(c, dt):"]
+        prelude = []
         if "addr" in self.keys:
-            lines.append("    client = c.client")
+            prelude.append("    client = c.client")
         if self._hnames:
-            lines.append("    hv = _headers(c.headers)")
-        lines.append(f"    return ({', '.join(exprs)}{',' if exprs else ''})")
+            prelude.append("    hv = _headers(c.headers)")
+        values = f"({', '.join(exprs)}{',' if exprs else ''})"
+        src = [
+            "def values(c, dt):",
+            *prelude,
+            f"    return {values}",
+            "",
+            "def log(c, dt):",
+            "    if not _enabled(20):",
+            "        return",
+            *prelude,
+            f"    values = {values}",
+            # The default setup (one AccessHandler printing the bare message, no filters, no
+            # propagation) renders the line directly: no LogRecord at all.
+            "    hs = _lg.handlers",
+            "    if len(hs) == 1 and not _lg.propagate and not _lg.filters:",
+            "        h = hs[0]",
+            "        if type(h) is _AH and h.plain and not h.filters and h.level <= 20:",
+            "            try:",
+            "                line = _FMT % values",
+            "            except (TypeError, ValueError):",
+            "                pass",  # a value the start-up check could not foresee: let logging report it
+            "            else:",
+            "                h.write_line(line)",
+            "                return",
+            "    _slow(values)",
+        ]
+        lg = self.logger
         ns: dict[str, Any] = {
             "_clock": self._clock.text,
             "_time": time.time,
             "_esc": _escape,
+            "_P": _PROTOCOLS,
             "_proto": _protocol,
             "_headers": self._header_values,
+            "_enabled": lg.isEnabledFor,
+            "_lg": lg,
+            "_AH": AccessHandler,
+            "_FMT": self._positional,
+            "_slow": self._log_record,
         }
-        exec(compile("\n".join(lines) + "\n", "<granian access-log format>", "exec"), ns)
-        fn: Callable[[RequestView, float], tuple[Any, ...]] = ns["values"]
-        return fn
+        exec(compile("\n".join(src) + "\n", "<granian access-log format>", "exec"), ns)
+        self._values: Callable[[RequestView, float], tuple[Any, ...]] = ns["values"]
+        self.log: Callable[[RequestView, float], None] = ns["log"]
+        """Emit one line for a finished request `c` (a `granian.server.cycle.Cycle`, or anything
+        with the same attributes) that took `dt` seconds from its head to its response end."""
 
     def _check_format(self) -> None:
         # Render a sample now so a bad conversion (`%(path)d`) fails at start-up, not per request.
@@ -344,32 +380,11 @@ class AccessLog:
         if text != positional:  # e.g. `%(a)s %s` mixes mapping and positional specs
             raise ConfigurationError(f"--access-log-fmt {self.fmt!r}: not a %-style format (mixed specs)")
 
-    def log(self, c: RequestView, dt: float) -> None:
-        """Emit one line for a finished request `c` (a `granian.server.cycle.Cycle`, or anything
-        with the same attributes) that took `dt` seconds from its head to its response end."""
-        lg = self.logger
-        if not lg.isEnabledFor(logging.INFO):
-            return
-        values = self._values(c, dt)
-        # Fast path for the default setup (one AccessHandler printing the bare message, no filters,
-        # no propagation): render the line directly, no LogRecord at all.
-        hs = lg.handlers
-        if len(hs) == 1 and not lg.propagate and not lg.filters:
-            h = hs[0]
-            if type(h) is AccessHandler and h.plain and not h.filters and h.level <= logging.INFO:
-                try:
-                    line = self._positional % values
-                except (TypeError, ValueError):
-                    # Only a value the start-up check could not foresee gets here; log it the
-                    # standard way so logging reports the error.
-                    pass
-                else:
-                    h.write_line(line)
-                    return
+    def _log_record(self, values: tuple[Any, ...]) -> None:
         # makeRecord + handle rather than .info(): skips the caller lookup (a stack walk) that an
         # access line has no use for. `args` is the atoms mapping, as Granian passes it, so
         # handlers/filters that read `record.args` keep working.
-        lg.handle(self._record(dict(zip(self._order, values, strict=True))))
+        self.logger.handle(self._record(dict(zip(self._order, values, strict=True))))
 
     def _record(self, atoms: dict[str, Any]) -> logging.LogRecord:
         # A LogRecord's __init__ costs more than the rest of the line (path splitting, thread and

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import fcntl
 import json
 import os
 import re
@@ -693,6 +694,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+LOCK_PATH = Path(tempfile.gettempdir()) / "granian-loadtests.lock"
+
+
+def acquire_machine_lock() -> Any:
+    """Serialise harness runs on this machine: two runs pinned to the same
+    CPUs would each measure the other. Held until the process exits."""
+    fh = open(LOCK_PATH, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        print(f"waiting for another loadtests run to finish (pid {holder}; lock {LOCK_PATH})",
+              file=sys.stderr, flush=True)
+        fcntl.flock(fh, fcntl.LOCK_EX)
+    fh.truncate(0)
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     for tool in ("wrk", "h2load", "taskset"):
@@ -712,6 +734,10 @@ def main(argv: list[str] | None = None) -> int:
     # Also when started in the background by a shell that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+    try:
+        lock = acquire_machine_lock()
+    except KeyboardInterrupt:
+        return 130
     RESULTS.mkdir(exist_ok=True)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_json = args.output or RESULTS / f"{stamp}.json"
@@ -790,6 +816,7 @@ def main(argv: list[str] | None = None) -> int:
         out_json.write_text(json.dumps(report, indent=1))
         out_json.with_suffix(".md").write_text("\n".join(md))
         shutil.rmtree(tmp, ignore_errors=True)
+        lock.close()
         print(f"raw results: {out_json} (tables: {out_json.with_suffix('.md')})")
     return 130 if interrupted else 0
 

@@ -76,6 +76,8 @@ def test_body_whole_and_iter(server: ServerProc) -> None:
         assert json.loads(r.body)["total"] == 0
         r = c.request("POST", "/double", body=b"abc")
         assert r.body == b"ProtocolError"
+        r = c.request("POST", "/iter_then_whole", body=b"abc")
+        assert r.body == b"ProtocolError"
 
 
 def test_first_response_wins_and_stream_after_response_raises(server: ServerProc) -> None:
@@ -180,3 +182,15 @@ def test_public_names() -> None:
     assert int(rsgi.WebsocketMessageType.string) == 2
     for name in ("Headers", "HTTPProtocol", "WebsocketProtocol", "Scope", "WebsocketMessage"):
         assert isinstance(getattr(rsgi, name), type)
+
+
+def test_app_error_is_logged_with_traceback() -> None:
+    s = start_server("rsgi_app:app", interface="rsgi")
+    try:
+        with Conn(s.port) as c:
+            assert c.request("GET", "/raise").status == 500
+    finally:
+        code, err = s.stop()
+    out = s.stdout.decode(errors="replace") + err  # the server log goes to stdout (granian.log)
+    assert code == 0
+    assert "Traceback" in out and "RuntimeError: boom" in out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,8 @@ from helpers import ServerProc, start_server
 from wire import Conn
 
 DATA = bytes(range(256)) * 600  # 153600 bytes
+# Larger than a loopback socket buffer: the zero-copy path must wait for room and resume.
+BIG = os.urandom(1 << 20) * 12
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +23,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mount = root / "pub"
     (mount / "docs").mkdir(parents=True)
     (mount / "data.bin").write_bytes(DATA)
+    (mount / "big.bin").write_bytes(BIG)
     (mount / "cert.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     (mount / "app.js").write_text("let x = 1;\n")
     (mount / "docs" / "index.html").write_text("<h1>index</h1>")
@@ -135,3 +140,24 @@ def test_methods(server: ServerProc) -> None:
     with Conn(server.port) as c:
         r = c.request("POST", "/static/data.bin", body=b"x")
         assert r.status == 405 and r.headers["allow"] == "GET, HEAD"
+
+
+def test_large_file_with_slow_reader(server: ServerProc) -> None:
+    with Conn(server.port) as c:
+        c.send(b"GET /static/big.bin HTTP/1.1\r\nhost: x\r\n\r\n")
+        time.sleep(0.3)  # let the socket buffers fill: the server must block and resume
+        r = c.response()
+        assert r.status == 200 and len(r.body) == len(BIG) and r.body == BIG
+        r = c.request("GET", "/static/big.bin", {"range": "bytes=5000000-9000000"})
+        assert r.body == BIG[5000000:9000001]
+        assert c.request("GET", "/other").body == b"app /other"
+
+
+def test_client_leaving_mid_file_keeps_worker_healthy(server: ServerProc) -> None:
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", server.port))
+        s.sendall(b"GET /static/big.bin HTTP/1.1\r\nhost: x\r\n\r\n")
+        s.recv(1000)
+        s.close()
+    with Conn(server.port) as c:
+        assert c.request("GET", "/static/data.bin").body == DATA

@@ -208,7 +208,8 @@ class RSGIAdapter:
                 raw_path.decode("utf-8", "replace") if b"%" not in raw_path else decode_path(raw_path),
                 cycle.query.decode("latin-1"),
                 Headers(cycle.headers),
-                None,
+                # `:authority` exists on HTTP/2 cycles only (RSGI.md: None on HTTP/1)
+                getattr(cycle, "authority", None),
             )
             proto = HTTPProtocol(cycle)
             try:

@@ -24,6 +24,7 @@ from ..http1.response import simple_response
 from .context import ServerContext
 from .cycle import Cycle
 from .eager import resume_in_task
+from .sendfile import sendfile_dup
 
 __all__ = ["H1Protocol"]
 
@@ -129,7 +130,7 @@ class H1Protocol(asyncio.Protocol):
         fut = self._lost_fut
         if fut is not None and not fut.done():
             fut.set_result(None)
-        if self in self.ctx.waiting:
+        if self._paused & _PAUSE_PARKED and self in self.ctx.waiting:
             self.ctx.waiting.remove(self)
         self.ctx.connection_closed(self)
 
@@ -399,7 +400,9 @@ class H1Protocol(asyncio.Protocol):
         loop = self.ctx.loop
         return (
             not self._lost
-            and isinstance(loop, asyncio.BaseEventLoop)
+            and (
+                isinstance(loop, asyncio.BaseEventLoop) or self.transport.get_extra_info("socket") is not None
+            )
             and (self.transport.get_extra_info("sslcontext") is None)
         )
 
@@ -407,7 +410,12 @@ class H1Protocol(asyncio.Protocol):
         if self._out:
             self._flush()
         try:
-            await self.ctx.loop.sendfile(self.transport, file, offset, count)
+            loop = self.ctx.loop
+            if isinstance(loop, asyncio.BaseEventLoop):
+                await loop.sendfile(self.transport, file, offset, count)
+            else:
+                # uvloop has no loop.sendfile: zero-copy on a dup of the socket fd
+                await sendfile_dup(loop, self.transport, file, offset, count)
         except (ConnectionError, RuntimeError):
             # The peer went away mid-file (or the transport closed under us).
             self._lost = self._lost or self.transport.is_closing()

@@ -40,6 +40,15 @@ async def app(scope: Scope, proto: HTTPProtocol) -> None:
             proto.response_str(200, [], "ProtocolError")
             return
         proto.response_str(200, [], "no error")
+    elif path == "/iter_then_whole":
+        async for _ in proto:
+            break
+        try:
+            await proto()
+        except ProtocolError:
+            proto.response_str(200, [], "ProtocolError")
+            return
+        proto.response_str(200, [], "no error")
     elif path == "/scope":
         h = scope.headers
         proto.response_str(
