@@ -227,3 +227,13 @@ def test_static_files_are_logged(tmp_path: Path) -> None:
         missing = srv.wait_for(r"^ACCESS\|.*\|/static/nope\.txt\|").string.split("|")
     assert ok[4] == "200" and ok[10] == "10"
     assert missing[4] == "404"
+
+
+def test_last_lines_written_at_shutdown(tmp_path: Path) -> None:
+    """Lines still batched in the worker when it stops are written on its way out."""
+    with run_server(tmp_path, "--interface", "rsgi", "--access-log", "obs_apps:rsgi") as srv:
+        for i in range(3):
+            request(srv.port, f"GET /bye{i} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(15) == 0
+    assert [len(srv.matching(rf'"GET /bye{i} HTTP/1\.1" 200')) for i in range(3)] == [1, 1, 1]

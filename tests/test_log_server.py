@@ -91,7 +91,11 @@ def test_listening_line_for_unix_socket(tmp_path: Path) -> None:
             assert s.recv(65536).startswith(b"HTTP/1.1 200")
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=15)
+        try:
+            proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate(timeout=5)
 
 
 def test_log_level_and_no_log(tmp_path: Path) -> None:

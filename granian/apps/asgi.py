@@ -59,14 +59,13 @@ def _is_event_stream(headers: Any) -> bool:
 
 
 class _HTTP:
-    __slots__ = ("cycle", "state", "status", "headers", "_requested")
+    __slots__ = ("cycle", "state", "status", "headers")
 
     def __init__(self, cycle: Cycle) -> None:
         self.cycle = cycle
         self.state = _IDLE
         self.status = 200
         self.headers: Any = ()
-        self._requested = False
 
     async def receive(self) -> Message:
         cycle = self.cycle
@@ -125,7 +124,12 @@ class _HTTP:
                 raise RuntimeError(_ALREADY_FINISHED if state == _DONE else _ALREADY_STARTED)
             status = message.get("status")
             headers = message.get("headers", ())
-            if status.__class__ is not int or not 100 <= status <= 999:
+            if status.__class__ is not int:
+                # int subclasses (HTTPStatus) are fine, bool and everything else is not.
+                if not isinstance(status, int) or isinstance(status, bool):
+                    raise RuntimeError(_UNSUPPORTED)
+                status = int(status)
+            if not 100 <= status <= 999:
                 raise RuntimeError(_UNSUPPORTED)
             if headers is None:
                 headers = ()

@@ -7,8 +7,9 @@ exactly where it stopped: the first thing the Task does is wait for the future t
 yielded (or, for a bare `yield`, just reschedule), then it keeps driving the same coroutine.
 
 Trade-off (why it is opt-in, as in Granian): during the first step `asyncio.current_task()` is
-None, so code that needs a current task before its first suspension (e.g. `asyncio.timeout()`)
-cannot be used there.
+None, so code that needs a current task before its first suspension cannot run there: e.g.
+`asyncio.timeout()`, and anyio task groups, which Starlette's StreamingResponse and FastAPI's
+streaming responses open before they first suspend (they answer 500 under `--opt`).
 """
 
 from __future__ import annotations
