@@ -92,7 +92,8 @@ def test_master_sigkill_takes_workers_down(start) -> None:  # type: ignore[no-un
 def _state(pid: int) -> str:
     try:
         p = psutil.Process(pid)
-        return f"{p.status()} ppid={p.ppid()} threads={p.num_threads()} {Path(f'/proc/{pid}/wchan').read_text()}"
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+        return f"{p.status()} ppid={p.ppid()} threads={p.num_threads()} wchan={wchan}"
     except (psutil.Error, OSError) as exc:
         return repr(exc)
 
@@ -148,8 +149,9 @@ def test_sighup_rolls_every_worker_without_failed_requests(start) -> None:  # ty
     assert after <= answered  # the new workers served the client loop
 
 
-def test_app_import_error_exits_nonzero_naming_the_module(start) -> None:  # type: ignore[no-untyped-def]
-    srv = start(app="no_such_module_xyz:app")
+@pytest.mark.parametrize("respawn", [False, True])
+def test_app_import_error_exits_nonzero_naming_the_module(start, respawn: bool) -> None:  # type: ignore[no-untyped-def]
+    srv = start(app="no_such_module_xyz:app", workers=2, respawn_failed_workers=respawn, respawn_interval=0)
     code = srv.wait(15)
     assert code != 0
     assert "no_such_module_xyz" in srv.text

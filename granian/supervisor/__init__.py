@@ -42,8 +42,11 @@ def run(settings: Settings, hooks: Hooks | None = None) -> int:
         log.error("%s", exc)
         return 1
     if settings.process_name:
-        from setproctitle import setproctitle
-
+        try:
+            from setproctitle import setproctitle
+        except ImportError:
+            log.error("--process-name needs the setproctitle package: pip install 'granian[pname]'")
+            return 1
         setproctitle(str(settings.process_name))
     log.info("Starting granian %s (master PID: %d)", __version__, os.getpid())
     pid_path = str(settings.pid_file) if settings.pid_file else None
