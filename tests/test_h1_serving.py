@@ -283,3 +283,15 @@ def test_asyncio_loop_serves_and_sends_files(tmp_path) -> None:
             assert c.post("/echo", content=b"q" * 70000).content == b"q" * 70000
     finally:
         server.stop()
+
+
+def test_head_of_a_streamed_response_has_no_body(asgi_server: ServerProc) -> None:
+    with asgi_server.connect() as s:
+        s.sendall(
+            b"HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\n"
+            + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        data = recv_all(s)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"transfer-encoding" not in head
+    assert rest.startswith(b"HTTP/1.1 200 OK") and rest.endswith(b"Hello, world!")

@@ -23,7 +23,7 @@ from . import procinfo
 from .bind import Listener
 from .child import EXIT_APP_LOAD, EXIT_STARTUP_FAILED, worker_main
 from .reload import Reloader
-from .signals import SignalQueue
+from .signals import HANDLED, SignalQueue
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -130,9 +130,14 @@ class Master:
     def spawn(self, slot: int, respawn_cause: str | None = None) -> Worker | None:
         metrics = self.metrics
         chan = metrics.open_channel() if metrics is not None else None
+        # Block the handled signals across fork: a SIGTERM that reached the child before it reset
+        # the master's handlers would be queued into the child's copy of the master's queue and
+        # lost, leaving a worker that never stops. The child unblocks them in close_in_child().
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
         try:
             pid = os.fork()
         except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             if metrics is not None and chan is not None:
                 metrics.attach(chan, slot, None)
             # EAGAIN/ENOMEM: out of processes or memory. Stop rather than run short-handed silently.
@@ -143,6 +148,7 @@ class Master:
             if metrics is not None and chan is not None:
                 metrics.child_setup(chan)
             worker_main(self.s, self.listener.sock, slot, self.pid, self.death_pipe, self.sig, self.env)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if metrics is not None and chan is not None:
             metrics.attach(chan, slot, pid)
             metrics.record_spawn()

@@ -48,6 +48,9 @@ class SignalQueue:
         for sig in HANDLED:
             signal.signal(sig, signal.SIG_DFL)
         self.close()
+        # The master blocked these around fork (Master.spawn); a signal that arrived meanwhile is
+        # delivered now, to the default disposition, before the worker installs its own.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         if len(self._queue) < _QUEUE_MAX:
