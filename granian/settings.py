@@ -650,6 +650,9 @@ def _explain(exc: ValidationError, sources: Mapping[str, Source]) -> OptionError
     name = str(loc[0]) if loc else str(ctx.get("field", ""))
     msg = str(err.get("msg", "invalid value"))
     msg = msg.removeprefix("Value error, ")
+    if str(err.get("type", "")).startswith("path_"):
+        # pydantic's "Path does not point to a file" does not say which path: name it.
+        msg = f"{msg}: '{err.get('input')}'"
     if name == "app":
         return OptionError("APP", sources.get("app"), msg)
     if name not in Settings.model_fields:

@@ -80,13 +80,15 @@ def _granian_argv(exe: str, extra: tuple[str, ...] = (),
     return argv
 
 
-def _uvicorn_argv(exe: str) -> Callable[[str, int], list[str]]:
-    # uvicorn logs every request by default; both granians do not, so turn it
-    # off for a like-for-like comparison. --workers 1 runs in-process.
+def _uvicorn_argv(exe: str, access_log: bool = True) -> Callable[[str, int], list[str]]:
+    # The issue compares "with default options": uvicorn's defaults log every request (to the
+    # server's log file here). `uvicorn-nolog` adds --no-access-log as a like-for-like extra row,
+    # since both granians default to no access log. --workers 1 runs in-process.
     def argv(iface: str, port: int) -> list[str]:
         assert iface == "asgi"
-        return [exe, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                "--no-access-log", "--log-level", "warning", "asgi_app:app"]
+        extra = [] if access_log else ["--no-access-log"]
+        return [exe, "--host", "127.0.0.1", "--port", str(port), "--workers", "1", *extra,
+                "asgi_app:app"]
     return argv
 
 
@@ -116,7 +118,7 @@ class Scenario:
     groups: tuple[str, ...] = ()
 
 
-ASGI3 = ("ours", RUST, "uvicorn")
+ASGI3 = ("ours", RUST, "uvicorn", "uvicorn-nolog")
 PAIR = ("ours", RUST)
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -606,7 +608,10 @@ def build_servers(args: argparse.Namespace) -> dict[str, Server]:
     s = {
         "ours": Server("ours", _granian_argv(ours)),
         RUST: Server(RUST, _granian_argv(str(peers / "granian"))),
-        "uvicorn": Server("uvicorn", _uvicorn_argv(str(peers / "uvicorn"))),
+        "uvicorn": Server("uvicorn", _uvicorn_argv(str(peers / "uvicorn")),
+                          note="default options (access log on)"),
+        "uvicorn-nolog": Server("uvicorn-nolog", _uvicorn_argv(str(peers / "uvicorn"), False),
+                                note="--no-access-log"),
         "gunicorn": Server("gunicorn", _gunicorn_argv(str(peers / "gunicorn"),
                                                       args.gunicorn_threads),
                            note=f"-k gthread --threads {args.gunicorn_threads}"),
@@ -760,7 +765,8 @@ def main(argv: list[str] | None = None) -> int:
               f"rss-requests={opts.rss_requests} pinned={'yes' if pin else 'no'} "
               f"cpus={os.cpu_count()}; one worker per server unless stated; "
               f"gunicorn -k gthread --threads {args.gunicorn_threads}; "
-              f"uvicorn --no-access-log (httptools + uvloop).", "",
+              f"uvicorn[standard] (httptools + uvloop) with its default options (access log on) "
+              f"and, as uvicorn-nolog, with --no-access-log.", "",
               "versions: " + "; ".join(f"{k}: {v}" for k, v in vers.items()), "",
               f"load average before the run: {os.getloadavg()[0]:.2f} (on a shared machine "
               f"anything near or above the CPU count makes the numbers noisy)", ""]

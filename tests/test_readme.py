@@ -27,3 +27,9 @@ def test_readme_has_exactly_two_setup_commands_at_the_top() -> None:
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert _readme_commands()[1] in ci
+
+
+def test_ci_serves_the_readme_example_command_verbatim() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    serve = _readme_commands()[0].split("&&")[-1].strip()
+    assert serve in ci

@@ -589,3 +589,10 @@ def test_constants_are_str_enums_with_the_documented_values() -> None:
     assert [m.value for m in SSLProtocols] == ["tls1.2", "tls1.3"]
     assert Interfaces("wsgi") is Interfaces.WSGI and str(Interfaces.ASGI) == "asgi"
     assert f"{TaskImpl.rust}" == "rust" and Loops.uvloop == "uvloop"
+
+
+def test_missing_file_option_names_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.json"
+    with pytest.raises(OptionError) as info:
+        load({**APP, "log_config": str(missing)}, env={})
+    assert info.value.option == "--log-config" and str(missing) in str(info.value)

@@ -314,6 +314,11 @@ class Cycle:
                 await proto.drain()
                 if self.disconnected:
                     raise ClientDisconnected("client disconnected")
+            elif proto.transport.is_closing():
+                # A failed send closes the transport at once, but connection_lost only runs on a
+                # later loop turn: an app that streams without ever yielding must still learn
+                # that the client is gone (RSGI: RSGIProtocolClosed) instead of writing forever.
+                raise ClientDisconnected("client disconnected")
 
     async def sendfile(self, file: IO[bytes], offset: int, count: int) -> None:
         proto = self._proto
