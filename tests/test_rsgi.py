@@ -155,6 +155,22 @@ def test_client_disconnect_and_closed_stream(server: ServerProc) -> None:
     pytest.fail("send_bytes to a gone client never raised ProtocolClosed")
 
 
+def test_closed_stream_is_reported_to_a_producer_that_never_yields(server: ServerProc) -> None:
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.sendall(b"GET /stream_gone_tight HTTP/1.1\r\nhost: x\r\n\r\n")
+    s.recv(1000)
+    s.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with Conn(server.port) as c2:
+            state = json.loads(c2.request("GET", "/state").body)
+        if "tight_closed" in state:
+            assert state["tight_closed"] is True, "the producer wrote 200 MB into a closed connection"
+            return
+        time.sleep(0.05)
+    pytest.fail("the tight producer never finished")
+
+
 def test_rsgi_hooks_and_dunder(tmp_path: Path) -> None:
     marker = tmp_path / "del"
     os.environ["RSGI_DEL_MARKER"] = str(marker)

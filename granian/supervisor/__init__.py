@@ -1,29 +1,41 @@
 """The master process (docs/internals.md §5): `run(settings) -> int`.
 
-Binds once, forks `--workers` children that call `granian.server.worker.serve_worker`,
-supervises them and returns the process exit status. The master never imports the app.
+Binds once, forks `--workers` children that exec a worker interpreter (child.py, workerproc.py)
+running `granian.server.worker.serve_worker`, supervises them and returns the process exit
+status. The master never imports the app.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
-from . import envfiles, pidfile
-from .bind import BindError, Listener, bind_tcp, bind_uds, unlink_uds
-from .master import Hooks, Master
 
+# The master's modules (psutil, python-dotenv, ...) are imported on use: the worker interpreter
+# runs `granian.supervisor.workerproc`, and importing this package must not load them there.
 if TYPE_CHECKING:
     from ..settings import Settings
+    from .bind import Listener
+    from .master import Hooks
 
 __all__ = ["Hooks", "run"]
 
 log = logging.getLogger("_granian")
 
 
+def __getattr__(name: str) -> Any:
+    if name == "Hooks":
+        from .master import Hooks
+
+        return Hooks
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _bind(settings: Settings) -> Listener:
+    from .bind import bind_tcp, bind_uds
+
     if settings.uds:
         return bind_uds(str(settings.uds), settings.backlog, settings.uds_permissions)
     scheme = "https" if settings.ssl_certificate else "http"
@@ -34,6 +46,9 @@ def run(settings: Settings, hooks: Hooks | None = None) -> int:
     """Run the master until it stops; the return value is the process exit status."""
     from .. import __version__
     from ..log import configure
+    from . import envfiles, pidfile
+    from .bind import BindError, unlink_uds
+    from .master import Hooks, Master
 
     hooks = hooks or Hooks()
     try:

@@ -1,30 +1,33 @@
-"""What a worker process runs right after fork, until it exits (it never returns to the master).
+"""What a freshly forked worker does before it becomes a new interpreter (docs/internals.md §5).
 
-Order matters: first drop the master's signal plumbing and arm the parent-death signal (so a
-master killed a microsecond later still takes us down), then title, environment, and only then
-the app import inside `serve_worker` (the master never imports the app).
+The master has imported pydantic, click and psutil; a forked worker would carry them (16-25 MiB of
+RSS per worker) for its whole life. So right after fork the child re-executes a fresh Python
+(`os.execv`, multiprocessing's "spawn" start method does the same for the same reason) that
+runs `granian.supervisor.workerproc`, and hands it everything it needs through descriptors:
+the listening socket, the death pipe, the metrics pipe and a memfd holding the pickled settings
+snapshot (`settings.model_dump()`), the --env-files values and the master's `sys.path`.
+
+Order matters: first arm the parent-death signal (it survives execve, so a master killed a
+microsecond later still takes us down), then drop the master's signal plumbing, then pass only
+the descriptors the worker must hold (everything else is closed) and exec. The exec'd side
+re-checks the parent, starts the master watch, sets the title and environment, and serves.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
+import pickle
 import signal
+import subprocess
 import sys
-import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, NoReturn
-
-from ..errors import AppLoadError
-from . import envfiles
-from .signals import SignalQueue
+from collections.abc import Iterable, Mapping
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     import socket
 
-    from ..settings import Settings
+    from .signals import SignalQueue
 
 log = logging.getLogger("_granian")
 
@@ -38,15 +41,23 @@ EXIT_STARTUP_FAILED = 3
 
 # linux/prctl.h: deliver a signal to this process when its parent thread exits.
 _PR_SET_PDEATHSIG = 1
-# Without a kill timeout, how long an orphaned worker may drain before it exits regardless:
-# nobody is left to enforce --workers-kill-timeout, and an orphan must never live on.
-ORPHAN_GRACE = 30.0
+
+# What the new interpreter runs (argv: the snapshot's descriptor). The master's sys.path comes
+# first so `granian` and the app resolve exactly as in the master (a script's directory, paths a
+# launcher added at run time), as multiprocessing's spawn does; only then is granian imported.
+BOOTSTRAP = (
+    "import os, pickle, sys; f = os.fdopen(int(sys.argv[1]), 'rb'); sys.path[:] = pickle.load(f); "
+    "from granian.supervisor.workerproc import main; main(f)"
+)
 
 
 def _arm_parent_death_signal() -> bool:
     """Ask Linux to SIGTERM us when the master dies (even by SIGKILL). False when unavailable."""
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes
+    import ctypes.util
+
     name = ctypes.util.find_library("c") or "libc.so.6"
     try:
         libc = ctypes.CDLL(name, use_errno=True)
@@ -55,72 +66,102 @@ def _arm_parent_death_signal() -> bool:
         return False
 
 
-def _watch_master(pipe_r: int, armed: bool, grace: float) -> None:
-    """Block on the pipe whose write end only the master holds: EOF means the master is gone."""
+def encode_static(settings_values: Mapping[str, Any], env: Mapping[str, str]) -> tuple[bytes, bytes]:
+    """The parts of the snapshot that are the same for every worker, pickled once by the master:
+    `sys.path` (read by BOOTSTRAP before granian is importable), and the settings, the env and
+    `sys.argv` (restored in the worker as multiprocessing's spawn does: apps may read it)."""
+    return (
+        pickle.dumps(list(sys.path)),
+        pickle.dumps(
+            {"settings": dict(settings_values), "env": dict(env), "argv": list(sys.argv)},
+            pickle.HIGHEST_PROTOCOL,
+        ),
+    )
+
+
+def interpreter_argv(snapshot_fd: int) -> list[str]:
+    # The master's interpreter flags (-O, -W, -X, -I...) carry over, as multiprocessing does.
+    flags_of = getattr(subprocess, "_args_from_interpreter_flags", None)
+    flags: list[str] = list(flags_of()) if callable(flags_of) else []
+    return [sys.executable, *flags, "-c", BOOTSTRAP, str(snapshot_fd)]
+
+
+def _snapshot_file() -> IO[bytes]:
+    # A memfd has no size limit (a pipe written before exec would block past 64 KiB of env-files)
+    # and never touches the disk; an unlinked temporary file elsewhere.
+    if hasattr(os, "memfd_create"):
+        return os.fdopen(os.memfd_create("granian-worker-snapshot"), "w+b")
+    import tempfile  # not at module level: workerproc imports this module for the exit codes
+
+    return tempfile.TemporaryFile()
+
+
+def _close_all_but(keep: Iterable[int]) -> None:
+    """Close every descriptor >= 3 that is not in `keep` (the exporter's sockets and client
+    connections, other workers' metrics pipes, the reloader's inotify fd...). Non-inheritable
+    ones would close at exec anyway; this also drops inheritable ones the master was given."""
+    wanted = sorted({fd for fd in keep if fd >= 3})
     try:
-        while os.read(pipe_r, 64):
-            pass
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:
-        pass
-    if not armed:
-        os.kill(os.getpid(), signal.SIGTERM)
-    # The graceful stop above normally ends the process long before this; this is the backstop.
-    threading.Event().wait(grace)
-    log.error("master is gone and the worker did not stop within %.1fs; exiting", grace)
-    os._exit(EXIT_CRASH)
-
-
-def _set_title(settings: Settings, worker_id: int) -> None:
-    if not settings.process_name:
+        low = 3
+        for fd in wanted:
+            os.closerange(low, fd)
+            low = fd + 1
+        os.closerange(low, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536)
         return
-    from setproctitle import setproctitle
-
-    setproctitle(f"{settings.process_name} worker-{worker_id}")
+    for fd in fds:
+        if fd >= 3 and fd not in wanted:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own directory descriptor, already gone
 
 
 def worker_main(
-    settings: Settings,
+    static: tuple[bytes, bytes],
     sock: socket.socket,
     worker_id: int,
     master_pid: int,
     death_pipe: tuple[int, int],
     sigqueue: SignalQueue,
-    env: Mapping[str, str],
+    report_fd: int | None = None,
 ) -> NoReturn:
-    code = EXIT_CRASH
+    """In the forked child: exec the worker interpreter. Never returns to the master's code."""
     try:
+        armed = _arm_parent_death_signal()
+        # Handlers back to SIG_DFL, the master's wakeup pipe closed, then the signals the master
+        # blocked across fork are unblocked: one that arrived meanwhile hits the default action
+        # (a SIGTERM ends this not-yet-serving worker, as the master asked).
         sigqueue.close_in_child()
         os.close(death_pipe[1])
-        armed = _arm_parent_death_signal()
         if os.getppid() != master_pid:
             # The master died between fork and prctl: the signal will never come.
             os._exit(EXIT_CRASH)
-        grace = settings.workers_kill_timeout or ORPHAN_GRACE
-        threading.Thread(
-            target=_watch_master, args=(death_pipe[0], armed, grace), name="master-watch", daemon=True
-        ).start()
-        _set_title(settings, worker_id)
-        envfiles.apply(env)
-        from ..server.worker import serve_worker
-
-        code = serve_worker(settings, sock, worker_id)
-    except AppLoadError as exc:
-        log.error("worker-%d: %s", worker_id, exc)
-        code = EXIT_APP_LOAD
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else EXIT_CRASH
-    except KeyboardInterrupt:
-        # Ctrl-C reaches the whole process group; before serve_worker installs its own handler
-        # this is just the stop the master is already carrying out.
-        code = 0
+        snap = _snapshot_file()
+        per_worker = {
+            "worker_id": worker_id,
+            "master_pid": master_pid,
+            "armed": armed,
+            "sock_fd": sock.fileno(),
+            "death_fd": death_pipe[0],
+            "report_fd": report_fd,
+        }
+        # Read back in this order: BOOTSTRAP takes sys.path, workerproc.main the other two.
+        snap.write(static[0])
+        snap.write(pickle.dumps(per_worker))
+        snap.write(static[1])
+        snap.flush()
+        snap.seek(0)
+        keep = [snap.fileno(), sock.fileno(), death_pipe[0]]
+        if report_fd is not None:
+            keep.append(report_fd)
+        for fd in keep:
+            os.set_inheritable(fd, True)
+        _close_all_but(keep)
+        os.execv(sys.executable, interpreter_argv(snap.fileno()))
     except BaseException:
-        log.exception("worker-%d crashed", worker_id)
-        code = EXIT_CRASH
-    finally:
-        # Never fall back into the master's code on the way out, whatever flushing raises.
         try:
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
+            log.exception("worker-%d could not start a worker interpreter", worker_id)
         finally:
-            os._exit(code)
+            os._exit(EXIT_CRASH)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from . import procinfo
 from .bind import Listener
-from .child import EXIT_APP_LOAD, EXIT_STARTUP_FAILED, worker_main
+from .child import EXIT_APP_LOAD, EXIT_STARTUP_FAILED, encode_static, worker_main
 from .reload import Reloader
 from .signals import HANDLED, SignalQueue
 
@@ -124,6 +124,9 @@ class Master:
         self.parked: set[int] = set()
         # --metrics: the Prometheus exporter (granian.supervisor.metrics), started in start().
         self.metrics: MetricsExporter | None = None
+        # What every worker gets (child.worker_main): the resolved settings as plain values, so
+        # the worker interpreter never imports pydantic, and the --env-files values.
+        self.snapshot = encode_static(settings.model_dump(), env)
 
     # ------------------------------------------------------------------ process management
 
@@ -132,7 +135,8 @@ class Master:
         chan = metrics.open_channel() if metrics is not None else None
         # Block the handled signals across fork: a SIGTERM that reached the child before it reset
         # the master's handlers would be queued into the child's copy of the master's queue and
-        # lost, leaving a worker that never stops. The child unblocks them in close_in_child().
+        # lost, leaving a worker that never stops. The child unblocks them in close_in_child(), before
+        # it execs the worker interpreter (child.py).
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
         try:
             pid = os.fork()
@@ -145,9 +149,13 @@ class Master:
             self.shutdown(1)
             return None
         if pid == 0:
+            report_fd = None
             if metrics is not None and chan is not None:
                 metrics.child_setup(chan)
-            worker_main(self.s, self.listener.sock, slot, self.pid, self.death_pipe, self.sig, self.env)
+                report_fd = chan[1]
+            worker_main(
+                self.snapshot, self.listener.sock, slot, self.pid, self.death_pipe, self.sig, report_fd
+            )
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if metrics is not None and chan is not None:
             metrics.attach(chan, slot, pid)

@@ -119,6 +119,16 @@ async def app(scope: Scope, proto: HTTPProtocol) -> None:
                 await asyncio.sleep(0)
         except ProtocolClosed:
             STATE["stream_closed"] = True
+    elif path == "/stream_gone_tight":
+        # A producer that never yields on its own: only the server can tell it the client left.
+        tr = proto.response_stream(200, [])
+        try:
+            for _ in range(200000):
+                await tr.send_bytes(b"y" * 1024)
+        except ProtocolClosed:
+            STATE["tight_closed"] = True
+        else:
+            STATE["tight_closed"] = False
     else:
         proto.response_empty(404)
 
