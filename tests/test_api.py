@@ -121,3 +121,31 @@ def test_serve_stops_on_signal_with_hooks(tmp_path: Path, sig: int) -> None:
         assert srv.text.index("HOOK shutdown") < srv.text.index("SERVE RETURNED")
     finally:
         srv.stop()
+
+
+def test_granian_and_embed_map_keywords_the_same_way() -> None:
+    from granian._apikw import settings_options
+    from granian.http import HTTP1Settings, HTTP2Settings
+    from granian.server.embed import Server
+
+    kwargs = {
+        "address": "::1",
+        "port": 0,
+        "interface": "asgi",
+        "metrics_enabled": True,
+        "log_access": True,
+        "websockets": False,
+        "backpressure": None,  # None = "the default": left out
+        "http1_settings": HTTP1Settings(keep_alive=False),
+        "http2_settings": HTTP2Settings(max_frame_size=32768),
+    }
+    options = settings_options(kwargs)
+    assert options["host"] == "::1" and options["metrics"] is True and options["access_log"] is True
+    assert options["ws"] is False and "backpressure" not in options
+    assert options["http1_keep_alive"] is False and options["http1_buffer_size"] == 417792
+    # only the HTTP/2 knobs that differ from the defaults (the rest would be refused as unbuilt)
+    assert options["http2_max_frame_size"] == 32768 and "http2_adaptive_window" not in options
+    from granian import Granian
+
+    assert Granian("main:app", **kwargs).options == options
+    assert Server(object(), **kwargs).options == options

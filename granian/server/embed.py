@@ -14,33 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from dataclasses import asdict, is_dataclass
 from typing import Any
 
+from .._apikw import settings_options
 from .worker import Worker, make_adapter
 
 __all__ = ["Server"]
 
-# Granian keyword -> Settings field, where the names differ (the rest are passed as named).
-_RENAMED = {
-    "address": "host",
-    "websockets": "ws",
-    "runtime_threads": "threads",
-    "log_enabled": "log",
-    "log_access": "access_log",
-    "log_access_format": "access_log_fmt",
-    "ssl_cert": "ssl_certificate",
-    "ssl_key": "ssl_keyfile",
-    "ssl_key_password": "ssl_keyfile_password",
-}
-_H1_FIELDS = {
-    "header_read_timeout": "http1_header_read_timeout",
-    "keep_alive": "http1_keep_alive",
-    "max_buffer_size": "http1_buffer_size",
-    "pipeline_flush": "http1_pipeline_flush",
-}
 # Accepted for signature compatibility, meaningless inside someone else's loop and process.
-_IGNORED = frozenset({"http2_settings", "log_dictconfig", "runtime_blocking_threads"})
+_IGNORED = frozenset({"log_dictconfig", "runtime_blocking_threads"})
 
 
 class Server:
@@ -54,15 +36,7 @@ class Server:
     ) -> None:
         self.target = target
         options: dict[str, Any] = {"host": address, "port": port, "interface": str(interface)}
-        h1 = kwargs.pop("http1_settings", None)
-        if h1 is not None:
-            items = asdict(h1) if is_dataclass(h1) and not isinstance(h1, type) else dict(h1)
-            for key, value in items.items():
-                options[_H1_FIELDS[key]] = value
-        for key, value in kwargs.items():
-            if key in _IGNORED or value is None:
-                continue
-            options[_RENAMED.get(key, key)] = value
+        options.update(settings_options(kwargs, skip=_IGNORED))
         self.options = options
         self.settings: Any = None
         self.port: int | None = None

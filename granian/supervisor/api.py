@@ -12,11 +12,10 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._apikw import GROUPED, RENAMED, SAME, settings_options
 from ..errors import ConfigurationError
-from ..http import HTTP1Settings, HTTP2Settings
 from . import run
 from .master import Hooks
 
@@ -25,68 +24,22 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Granian keyword -> Settings field, where the names differ.
-_RENAMED = {
-    "address": "host",
-    "websockets": "ws",
-    "runtime_threads": "threads",
-    "log_enabled": "log",
-    "log_access": "access_log",
-    "log_access_format": "access_log_fmt",
-    "ssl_cert": "ssl_certificate",
-    "ssl_key": "ssl_keyfile",
-    "ssl_key_password": "ssl_keyfile_password",
-    "metrics_enabled": "metrics",
-}
-# Keywords whose name is already the Settings field.
-_SAME = frozenset(
-    """port uds uds_permissions interface workers blocking_threads blocking_threads_idle_timeout
-    runtime_blocking_threads runtime_mode loop task_impl http backlog backpressure log_level
-    ssl_protocol_min ssl_ca ssl_crl ssl_client_verify url_path_prefix respawn_failed_workers
-    respawn_interval rss_sample_interval rss_samples workers_lifetime workers_max_rss
-    workers_kill_timeout factory working_dir env_files static_path_route static_path_mount
-    static_path_dir_to_file static_path_expires metrics_scrape_interval metrics_address
-    metrics_port reload reload_paths reload_ignore_dirs reload_ignore_patterns
-    reload_ignore_paths reload_tick reload_ignore_worker_failure process_name pid_file""".split()
-)
 # Handled here rather than by Settings.
-_SPECIAL = frozenset({"http1_settings", "http2_settings", "log_dictconfig", "reload_filter"})
-_H1_FIELDS = {
-    "header_read_timeout": "http1_header_read_timeout",
-    "keep_alive": "http1_keep_alive",
-    "max_buffer_size": "http1_buffer_size",
-    "pipeline_flush": "http1_pipeline_flush",
-}
+_SPECIAL = frozenset({"log_dictconfig", "reload_filter"})
 
 
 class Granian:
     """A server for the app at `target` ("module:attr"); `serve()` blocks until it stops."""
 
     def __init__(self, target: str, **kwargs: Any) -> None:
-        unknown = sorted(set(kwargs) - _SAME - set(_RENAMED) - _SPECIAL)
+        unknown = sorted(set(kwargs) - SAME - set(RENAMED) - GROUPED - _SPECIAL)
         if unknown:
             raise TypeError(f"Granian() got unexpected keyword argument(s): {', '.join(unknown)}")
         self.target = target
-        self.options: dict[str, Any] = {}
-        for key, value in kwargs.items():
-            if key in _SPECIAL or value is None:
-                continue
-            self.options[_RENAMED.get(key, key)] = value
-        self._apply_http_settings(kwargs.get("http1_settings"), kwargs.get("http2_settings"))
+        self.options: dict[str, Any] = settings_options(kwargs, skip=_SPECIAL)
         self.log_dictconfig: Mapping[str, Any] | None = kwargs.get("log_dictconfig")
         self.hooks = Hooks(reload_filter=kwargs.get("reload_filter"))
         self.exit_code: int | None = None
-
-    def _apply_http_settings(self, h1: HTTP1Settings | None, h2: HTTP2Settings | None) -> None:
-        if h1 is not None:
-            for key, value in asdict(h1).items():
-                self.options[_H1_FIELDS[key]] = value
-        if h2 is not None:
-            defaults = asdict(HTTP2Settings())
-            for key, value in asdict(h2).items():
-                # Only what differs from the defaults: unbuilt HTTP/2 knobs are refused when set.
-                if value != defaults[key]:
-                    self.options[f"http2_{key}"] = value
 
     # Hooks: decorator-friendly, as in Granian (`@server.on_startup`).
     def on_startup(self, hook: F) -> F:
