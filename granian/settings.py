@@ -483,8 +483,6 @@ NOT_IMPLEMENTED: dict[str, Callable[[Any], bool] | None] = {
     "http2_max_frame_size": _ANY,
     "http2_max_headers_size": _ANY,
     "http2_max_send_buffer_size": _ANY,
-    "threads": lambda v: v > 1,
-    "threading_mode": lambda v: v == ThreadModes.runtime,
 }
 
 

@@ -452,18 +452,14 @@ def test_static_routes_pair_with_mounts(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- aliases of Granian 2.x
 
 
-def test_runtime_threads_is_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(NOT_IMPLEMENTED, "threads", raising=False)
+def test_runtime_threads_is_threads() -> None:
     assert load({**APP, "runtime_threads": 3}, env={}).threads == 3
     assert load(APP, env={"GRANIAN_RUNTIME_THREADS": "2"}).threads == 2
     assert load(APP, env={"GRANIAN_RUNTIME_THREADS": "2", "GRANIAN_THREADS": "4"}).threads == 4
 
 
 @pytest.mark.parametrize(("mode", "expected"), [("mt", "runtime"), ("st", "workers"), ("auto", "workers")])
-def test_runtime_mode_maps_to_threading_mode(
-    monkeypatch: pytest.MonkeyPatch, mode: str, expected: str
-) -> None:
-    monkeypatch.delitem(NOT_IMPLEMENTED, "threading_mode", raising=False)
+def test_runtime_mode_maps_to_threading_mode(mode: str, expected: str) -> None:
     assert load({**APP, "runtime_mode": mode}, env={}).threading_mode == expected
     # an alias on a higher layer beats the canonical option on a lower one
     assert (
@@ -498,8 +494,8 @@ def test_not_implemented_entries_are_fields() -> None:
     ("cli", "env", "flag"),
     [
         ({"http": "2"}, {}, "--http"),
-        ({}, {"GRANIAN_THREADS": "2"}, "--threads"),
-        ({"threading_mode": "runtime"}, {}, "--threading-mode"),
+        ({}, {"GRANIAN_HTTP2_MAX_FRAME_SIZE": "32768"}, "--http2-max-frame-size"),
+        ({"http2_keep_alive_timeout": 5}, {}, "--http2-keep-alive-timeout"),
         ({"metrics": True}, {}, "--metrics"),
         ({"reload": True}, {}, "--reload"),
         ({"process_name": "web"}, {}, "--process-name"),

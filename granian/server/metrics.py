@@ -123,6 +123,34 @@ class WorkerMetrics:
         }
 
 
+class MetricsGroup:
+    """The counters of a worker with several loop threads (`--threads`): each loop increments its
+    own `WorkerMetrics` (no locks on the request path, no update lost to a racing `+=`); a
+    snapshot sums them. The first one owns the lifetime and the blocking-pool probe."""
+
+    __slots__ = ("main", "others")
+
+    def __init__(self, main: WorkerMetrics, others: list[WorkerMetrics]) -> None:
+        self.main = main
+        self.others = others  # may grow after construction (threads start after the reporter)
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = self.main.snapshot()
+        members = [self.main, *self.others]
+        if len(members) == 1:
+            return snap
+        for key in ("conn_active", "conn_handled", "conn_err", "req_handled", "static_handled", "static_err"):
+            snap[key] = sum(getattr(m, key) for m in members)
+        hist = [
+            [sum(col) for col in zip(*(m.hist[i] for m in members), strict=True)]
+            for i in range(len(STATUS_CLASSES))
+        ]
+        hist_sum = [sum(m.hist_sum[i] for m in members) for i in range(len(STATUS_CLASSES))]
+        snap["hist"] = {STATUS_CLASSES[i]: c for i, c in enumerate(hist) if any(c)}
+        snap["hist_sum"] = {STATUS_CLASSES[i]: s for i, s in enumerate(hist_sum) if any(hist[i])}
+        return snap
+
+
 def encode(snapshot: dict[str, Any]) -> bytes:
     return json.dumps(snapshot, separators=(",", ":")).encode() + b"\n"
 
@@ -145,7 +173,7 @@ def decode(line: bytes) -> dict[str, Any] | None:
 class MetricsReporter:
     """Writes snapshots of `metrics` to `fd` every `interval` seconds on the worker's loop."""
 
-    def __init__(self, metrics: WorkerMetrics, fd: int, interval: float) -> None:
+    def __init__(self, metrics: WorkerMetrics | MetricsGroup, fd: int, interval: float) -> None:
         self.metrics = metrics
         self.fd = fd
         self.interval = max(0.05, float(interval))

@@ -13,14 +13,17 @@ import logging
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..apps.loader import load_target
 from .context import ServerContext
 from .loop import new_event_loop
 from .protocol import H1Protocol
+from .threads import LoopThread, close_loop, handler_for, round_robin_factory
 
 if TYPE_CHECKING:
+    from ..log import AccessLog
     from .metrics import MetricsReporter, WorkerMetrics
 
 __all__ = ["ADAPTERS", "Worker", "make_adapter", "serve_worker"]
@@ -68,6 +71,9 @@ class Worker:
         self._stop_requested = False
         self.started = threading.Event()
         self._reporter: MetricsReporter | None = None
+        # --threads: the extra loop threads and their counters (granian.server.threads).
+        self._threads: list[LoopThread] = []
+        self._thread_metrics: list[WorkerMetrics] = []
 
     def request_stop(self) -> None:
         """Ask the worker to stop gracefully; safe from any thread and before serving started."""
@@ -94,35 +100,116 @@ class Worker:
         settings = self.settings
         if not await self.adapter.startup():
             return EXIT_STARTUP_FAILED
+        n = max(1, int(_opt(settings, "threads", 1)))
+        runtime_mode = str(_opt(settings, "threading_mode", "workers")) == "runtime"
         metrics = self._make_metrics()
-        ctx = self.ctx = ServerContext(
-            loop,
-            self.adapter.handler,
-            buffer_size=_opt(settings, "http1_buffer_size", 417792),
-            keep_alive=_opt(settings, "http1_keep_alive", True),
-            pipeline_flush=_opt(settings, "http1_pipeline_flush", False),
-            header_read_timeout=_opt(settings, "http1_header_read_timeout", 30000) / 1000.0,
-            backpressure=_opt(settings, "backpressure", 1024),
-            root_path=_opt(settings, "url_path_prefix", ""),
-            eager=bool(_opt(settings, "opt", False)) or str(_opt(settings, "task_impl", "")) == "rust",
-        )
-        self._install_observers(ctx, metrics)
+        access_log = self._make_access_log()
+        ctx = self.ctx = self._context(loop, self.adapter.handler, metrics, access_log, n)
+        if metrics is not None:
+            self._start_reporter(loop, metrics)
         ctx.start()
         try:
+            if n > 1:
+                if not await self._start_threads(n, runtime_mode, metrics, access_log):
+                    return EXIT_STARTUP_FAILED
+                _log_threads(n, runtime_mode, self.worker_id)
+            factory: Callable[[], asyncio.Protocol] = lambda: H1Protocol(ctx)  # noqa: E731
+            if runtime_mode and self._threads:
+                factory = round_robin_factory(self._threads)
             self.server = await loop.create_server(
-                lambda: H1Protocol(ctx), sock=self.sock, backlog=_opt(settings, "backlog", 1024)
+                factory, sock=self.sock, backlog=_opt(settings, "backlog", 1024)
             )
             self.started.set()
             await self._stop.wait()
-            # Stop accepting, answer what is in flight, close idle keep-alive connections.
+            # Stop accepting, answer what is in flight, close idle keep-alive connections. The
+            # main loop closes its server first: in runtime mode hand-offs already queued reach
+            # their loop before that loop's stop request (same queue), within its drain grace.
             self.server.close()
+            for t in self._threads:
+                t.request_stop()
             await ctx.drain()
         finally:
+            await self._stop_threads()
             ctx.stop()
             await self.adapter.shutdown()
             if self._reporter is not None:
                 self._reporter.stop()  # the final counts reach the master
         return EXIT_OK
+
+    def _context(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        handler: Any,
+        metrics: WorkerMetrics | None,
+        access_log: AccessLog | None,
+        threads: int = 1,
+    ) -> ServerContext:
+        settings = self.settings
+        # --backpressure bounds the requests of the whole worker (CLI.md): each of N loops gets
+        # its share, rounded up so the total is never below the setting.
+        backpressure = -(-int(_opt(settings, "backpressure", 1024)) // threads)
+        ctx = ServerContext(
+            loop,
+            handler,
+            buffer_size=_opt(settings, "http1_buffer_size", 417792),
+            keep_alive=_opt(settings, "http1_keep_alive", True),
+            pipeline_flush=_opt(settings, "http1_pipeline_flush", False),
+            header_read_timeout=_opt(settings, "http1_header_read_timeout", 30000) / 1000.0,
+            backpressure=backpressure,
+            root_path=_opt(settings, "url_path_prefix", ""),
+            eager=bool(_opt(settings, "opt", False)) or str(_opt(settings, "task_impl", "")) == "rust",
+        )
+        # Access log and metrics (granian.log, granian.server.metrics), only when enabled: with
+        # both off nothing is installed and the connection skips even the start timestamp.
+        if access_log is not None or metrics is not None:
+            from .metrics import make_completion_hook
+
+            ctx.metrics = metrics
+            ctx.on_complete = make_completion_hook(access_log, metrics)
+        return ctx
+
+    async def _start_threads(
+        self, n: int, runtime_mode: bool, metrics: WorkerMetrics | None, access_log: AccessLog | None
+    ) -> bool:
+        """Start the extra loop threads and wait until each serves; False if one failed."""
+        from .metrics import WorkerMetrics
+
+        settings = self.settings
+        kind = str(_opt(settings, "loop", "auto"))
+        backlog = int(_opt(settings, "backlog", 1024))
+        # workers mode: the main loop is one of the N serving loops; runtime mode: N loop
+        # threads serve and the main loop only accepts (granian.server.threads).
+        for i in range(1, n + 1 if runtime_mode else n):
+            # Each loop counts into its own WorkerMetrics (summed by the reporter): no int is
+            # incremented from two threads.
+            m = WorkerMetrics() if metrics is not None else None
+            if m is not None:
+                self._thread_metrics.append(m)
+            handler = handler_for(self.adapter, m)
+
+            def make_ctx(
+                lp: asyncio.AbstractEventLoop, handler: Any = handler, m: WorkerMetrics | None = m
+            ) -> ServerContext:
+                return self._context(lp, handler, m, access_log, n)
+
+            listen = None if runtime_mode else self.sock.dup()
+            t = LoopThread(i, kind, make_ctx, listen, backlog)
+            self._threads.append(t)
+            t.start()
+        try:
+            for t in self._threads:
+                await asyncio.wrap_future(t.ready)
+        except Exception:
+            logger.exception("worker-%d: a loop thread failed to start", self.worker_id)
+            return False
+        return True
+
+    async def _stop_threads(self) -> None:
+        for t in self._threads:
+            t.request_stop()
+        for t in self._threads:
+            await asyncio.wrap_future(t.done)
+            t.join()
 
     def _make_metrics(self) -> WorkerMetrics | None:
         """--metrics: the worker's counters, handed to the static files before the handler is
@@ -140,22 +227,43 @@ class Worker:
             metrics.blocking_probe = thread_pool_probe(pool)
         return metrics
 
-    def _install_observers(self, ctx: ServerContext, metrics: WorkerMetrics | None) -> None:
-        """Access log and metrics (granian.log, granian.server.metrics), only when enabled: with
-        both off nothing is installed and the connection skips even the start timestamp."""
-        settings = self.settings
-        if not (getattr(settings, "access_log", False) or metrics is not None):
-            return
+    def _make_access_log(self) -> AccessLog | None:
+        if not getattr(self.settings, "access_log", False):
+            return None
         from ..log import make_access_log
-        from .metrics import MetricsReporter, make_completion_hook, report_fd
 
-        if metrics is not None:
-            ctx.metrics = metrics
-            fd = report_fd()
-            if fd is not None:
-                self._reporter = MetricsReporter(metrics, fd, _opt(settings, "metrics_scrape_interval", 15))
-                self._reporter.start(ctx.loop)
-        ctx.on_complete = make_completion_hook(make_access_log(settings), metrics)
+        return make_access_log(self.settings)
+
+    def _start_reporter(self, loop: asyncio.AbstractEventLoop, metrics: WorkerMetrics) -> None:
+        from .metrics import MetricsGroup, MetricsReporter, report_fd
+
+        fd = report_fd()
+        if fd is None:
+            return
+        # With --threads the loops' counters are summed when a snapshot is taken; the list
+        # fills as the threads start.
+        group = MetricsGroup(metrics, self._thread_metrics)
+        self._reporter = MetricsReporter(group, fd, _opt(self.settings, "metrics_scrape_interval", 15))
+        self._reporter.start(loop)
+
+
+def _log_threads(n: int, runtime_mode: bool, worker_id: int) -> None:
+    """Say at start-up what the threads buy (ARCHITECTURE.md): on a GIL build only one of them
+    runs Python at a time, so they overlap waits (I/O, sleeps, C code that releases the GIL)
+    rather than computing in parallel."""
+    from .._granian import BUILD_GIL
+
+    mode = "runtime" if runtime_mode else "workers"
+    if BUILD_GIL:
+        logger.warning(
+            "worker-%d: %d event-loop threads (%s mode) on a Python build with the GIL: threads add "
+            "concurrency, not parallelism (use --workers for more cores)",
+            worker_id,
+            n,
+            mode,
+        )
+    else:
+        logger.info("worker-%d: %d event-loop threads (%s mode), free-threaded Python", worker_id, n, mode)
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, worker: Worker) -> list[signal.Signals]:
@@ -195,18 +303,6 @@ def serve_worker(settings: Any, sock: socket.socket, worker_id: int = 1) -> int:
         return loop.run_until_complete(worker.run())
     finally:
         try:
-            _cancel_leftovers(loop)
-            loop.run_until_complete(loop.shutdown_asyncgens())
+            close_loop(loop)
         finally:
             asyncio.set_event_loop(None)
-            loop.close()
-
-
-def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel app tasks still running (background work past the drain) so the loop can close."""
-    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-    if not tasks:
-        return
-    for task in tasks:
-        task.cancel()
-    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
