@@ -81,7 +81,7 @@ class Headers:
 def decode_path(raw: bytes) -> str:
     """RSGI `path`: percent-decoded, then UTF-8 with invalid sequences replaced
     (`/%c0` -> `'/\\ufffd'`, RSGI.md). The common undecorated path skips unquoting."""
-    if b"%" in raw:
+    if 0x25 in raw:  # an int operand: a plain memchr (see granian/apps/asgi.py)
         raw = unquote_to_bytes(raw)
     return raw.decode("utf-8", "replace")
 

@@ -45,7 +45,7 @@ class StaticPaths:
         return None
 
     def _resolve(self, rel_raw: bytes, mount: str) -> str:
-        rel = unquote_to_bytes(rel_raw) if b"%" in rel_raw else rel_raw
+        rel = unquote_to_bytes(rel_raw) if 0x25 in rel_raw else rel_raw
         if b"\x00" in rel:
             # a NUL cannot name a file; os.* would raise ValueError
             return NOT_FOUND

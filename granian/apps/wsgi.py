@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -64,20 +64,22 @@ class _Call:
                 exc_info = None  # break the frame <-> traceback cycle (PEP 3333)
         elif self.status:
             raise AssertionError("start_response() called twice without exc_info")
-        if not isinstance(status, str) or len(status) < 3 or not status[:3].isdigit():
-            raise ValueError(f"invalid WSGI status {status!r}")
-        if status[3:4] not in ("", " "):
-            raise ValueError(f"invalid WSGI status {status!r}")
+        code = _STATUS_CODES.get(status) if status.__class__ is str else None
+        if code is None:
+            code = _status_code(status)
         self.status = status
-        self.status_code = int(status[:3])
-        self.headers = list(headers)
-        self.length = -1
-        for name, value in self.headers:
-            if name.lower() == "content-length":
-                try:
-                    self.length = int(value)
-                except ValueError:
-                    raise ValueError(f"invalid content-length {value!r}") from None
+        self.status_code = code
+        self.headers = headers = list(headers)
+        try:
+            key: tuple[Any, ...] | None = tuple(headers)
+            length = _LENGTHS.get(key)  # type: ignore[arg-type]
+        except TypeError:  # unhashable pairs (lists): no memo
+            key = length = None
+        if length is None:
+            length = _declared_length(headers)
+            if key is not None and len(_LENGTHS) < _MEMO_MAX:
+                _LENGTHS[key] = length
+        self.length = length
         return self.write
 
     def push(self, data: bytes) -> None:
@@ -134,6 +136,36 @@ class _Call:
         if data is None:
             raise OSError("client disconnected while sending the request body")
         return data
+
+
+# Status strings and header lists apps send over and over, validated once (bounded, so an app
+# inventing them per request cannot grow memory): status -> code, header pairs -> the declared
+# content-length (-1: none).
+_STATUS_CODES: dict[str, int] = {}
+_LENGTHS: dict[tuple[Any, ...], int] = {}
+_MEMO_MAX = 512
+
+
+def _status_code(status: Any) -> int:
+    if not isinstance(status, str) or len(status) < 3 or not status[:3].isdigit():
+        raise ValueError(f"invalid WSGI status {status!r}")
+    if status[3:4] not in ("", " "):
+        raise ValueError(f"invalid WSGI status {status!r}")
+    code = int(status[:3])
+    if status.__class__ is str and len(_STATUS_CODES) < _MEMO_MAX:
+        _STATUS_CODES[status] = code
+    return code
+
+
+def _declared_length(headers: StrHeaders) -> int:
+    length = -1
+    for name, value in headers:
+        if name.lower() == "content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                raise ValueError(f"invalid content-length {value!r}") from None
+    return length
 
 
 def _run(app: WSGIApp, environ: dict[str, Any], call: _Call) -> tuple[int, Any]:
@@ -214,19 +246,8 @@ class WSGIAdapter:
         builders: dict[str, EnvironBuilder] = {}
         script_name = self.script_name
         multiprocess = self.multiprocess
-        loop: asyncio.AbstractEventLoop | None = None
 
-        async def handler(cycle: Cycle) -> None:
-            nonlocal loop
-            if loop is None:
-                loop = asyncio.get_running_loop()
-            call = _Call(cycle, loop)
-            # One read on the loop: a body already buffered (and an absent one) is handed to the
-            # app whole, so small requests never hop back to the loop to read.
-            first = await cycle.read()
-            if first is None:
-                cycle.abort()
-                return
+        def dispatch(cycle: Cycle, loop: asyncio.AbstractEventLoop, call: _Call, first: bytes) -> None:
             scheme = cycle.scheme
             builder = builders.get(scheme)
             if builder is None:
@@ -241,10 +262,30 @@ class WSGIAdapter:
                 cycle.client,
                 WSGIInput(call.pull, first, cycle.body_complete),
             )
-            # The response is completed by `call.done` on the loop once the app returns: this
-            # coroutine ends here, sparing a task wake-up per request. The request stays in
-            # flight (the connection and the drain count it) until the cycle completes.
+            # The response is completed by `call.done` on the loop once the app returns: the
+            # handler ends here. The request stays in flight (the connection and the drain
+            # count it) until the cycle completes.
             call_in_pool(loop, call.done, _run, app, environ, call)
+
+        async def read_then_dispatch(cycle: Cycle, loop: asyncio.AbstractEventLoop, call: _Call) -> None:
+            first = await cycle.read()
+            if first is None:
+                cycle.abort()
+                return
+            dispatch(cycle, loop, call, first)
+
+        def handler(cycle: Cycle) -> Coroutine[Any, Any, None] | None:
+            # Looked up per call: with --threads each loop thread runs this handler on its loop.
+            loop = asyncio.get_running_loop()
+            call = _Call(cycle, loop)
+            # A body already buffered (and an absent one) is handed to the app whole, so small
+            # requests never hop back to the loop to read, and need no coroutine or Task at all
+            # (granian.server.cycle: a handler may finish synchronously and return None).
+            first = cycle.read_buffered()
+            if first is None:
+                return read_then_dispatch(cycle, loop, call)
+            dispatch(cycle, loop, call, first)
+            return None
 
         return handler
 

@@ -210,7 +210,9 @@ class EnvironBuilder:
     ) -> dict[str, Any]:
         """The environ of one request. Strings are "native strings": bytes decoded as latin-1
         (PEP 3333 "Unicode Issues"); apps recover the raw octets with `.encode('latin-1')`."""
-        path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("latin-1")
+        # 0x25 is "%": an int operand makes `in` a memchr (a bytes one first fails an int
+        # conversion, raising and clearing a TypeError).
+        path = (unquote_to_bytes(raw_path) if 0x25 in raw_path else raw_path).decode("latin-1")
         script_name = self.script_name
         if script_name:
             # --url-path-prefix mounts the app: SCRIPT_NAME is the prefix, PATH_INFO what

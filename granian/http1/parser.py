@@ -63,8 +63,8 @@ _nozero = ffi.new_allocator(should_clear_after_alloc=False)
 class _Scratch(threading.local):
     """Per-thread output space: cffi releases the GIL during the call, so event-loop threads
     (`--threads`) must not share it. `fast` and `scalar` are (h1_ctx, a buffer view of the
-    output words, the copy buffer); the copy is allocated without clearing, so its pages cost
-    nothing until used."""
+    output words, a buffer view of the copy); the copy is allocated without clearing, so its
+    pages cost nothing until used."""
 
     def __init__(self, limits: _L.Limits) -> None:
         out = ffi.new("uint32_t[]", _OUT_HEADERS + 4 * limits.max_headers)
@@ -81,8 +81,11 @@ class _Scratch(threading.local):
             ctx.copy = copy
             ctxs.append(ctx)
         self._keep = (out, copy)  # ctx holds raw pointers: keep the arrays alive
-        self.fast: tuple[Any, Any, Any] = (ctxs[0], words, copy)
-        self.scalar: tuple[Any, Any, Any] = (ctxs[1], words, copy)
+        # The copy is read back by slicing a buffer view of it: `view[:n]` is one bytes object,
+        # without ffi.unpack()'s keyword-argument parsing.
+        view = ffi.buffer(copy)
+        self.fast: tuple[Any, Any, Any] = (ctxs[0], words, view)
+        self.scalar: tuple[Any, Any, Any] = (ctxs[1], words, view)
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ def parse_head(buf: bytes, start: int, limits: H1Limits) -> Head | None:
         raise _error(-n)
     end, minor, cl_hi, cl_lo, flags, nh, copy_len = _WORDS.unpack_from(words)
     # one split builds method, target and every (lower-cased) name and value
-    parts = _unpack(copy, copy_len).split(b"\0")
+    parts = copy[:copy_len].split(b"\0")
     if nh == 1:  # the common minimal request (wrk, health checks, proxies' probes)
         method, target, name, value = parts
         headers = [(name, value)]
@@ -152,7 +155,7 @@ def parse_head_scalar(buf: bytes, start: int, limits: H1Limits) -> Head | None:
             return None
         raise _error(-n)
     end, minor, cl_hi, cl_lo, flags, nh, copy_len = _WORDS.unpack_from(words)
-    parts = _unpack(copy, copy_len).split(b"\0")
+    parts = copy[:copy_len].split(b"\0")
     it = islice(parts, 2, None)
     headers = list(zip(it, it, strict=True))
     assert len(headers) == nh

@@ -102,7 +102,9 @@ _CL_CACHE_LIMIT = 1 << 20
 
 
 def _check_value(value: bytes) -> None:
-    if b"\r" in value or b"\n" in value or b"\0" in value:
+    # Byte values, not b"\r": an int operand makes `in` a plain memchr (bytes operands first
+    # fail an int conversion, raising and clearing a TypeError each).
+    if 13 in value or 10 in value or 0 in value:
         raise ValueError(f"invalid header value {value!r}: CR, LF and NUL are not allowed")
     if len(_VALUES) < _VALUES_MAX:
         _VALUES.add(value)
@@ -124,6 +126,8 @@ def _cl_line(length: int) -> bytes:
 
 
 _common = b""  # b"server: granian\r\ndate: ...\r\n", refreshed once per second
+# The end of a head by which of date (bit 1) / server (bit 2) the app set itself.
+_tails: tuple[bytes, bytes, bytes, bytes] = (b"", b"", b"", b"\r\n")
 _date_line = b""
 _server_line = b"server: " + SERVER_NAME + b"\r\n"
 _date_second = -1
@@ -149,15 +153,25 @@ def http_date(second: int) -> bytes:
 
 def refresh_date(now: float | None = None) -> None:
     """Re-render the `date` line (RFC 9110 §6.6.1 IMF-fixdate) when the second has changed."""
-    global _common, _date_line, _date_second
+    global _common, _date_line, _date_second, _tails
     second = int(time.time() if now is None else now)
     if second != _date_second:
         _date_second = second
         _date_line = b"date: " + http_date(second) + b"\r\n"
         _common = _server_line + _date_line
+        _tails = (_common + b"\r\n", _server_line + b"\r\n", _date_line + b"\r\n", b"\r\n")
 
 
 refresh_date()
+
+
+# Whole field lists seen before (as tuples of their pairs) -> (serialised fields, app's
+# content-length, date/server bits, app asked for close). Apps answer with the same few header
+# lists over and over; an equal key serialises to the same bytes, so only the first is
+# validated field by field. Bounded like _NAMES; lists beyond a few fields are not remembered.
+_HEADS: dict[tuple[object, ...], tuple[bytes, int, int, bool]] = {}
+_HEADS_MAX = 512
+_HEADS_FIELDS = 16
 
 
 def build_head(
@@ -181,35 +195,39 @@ def build_head(
     Names must be RFC 9110 tokens; values must not hold CR, LF or NUL (response splitting);
     otherwise ValueError. Non-bytes/str names or values raise TypeError.
     """
-    parts = [_STATUS_LINES.get(status) or status_line(status)]
-    app_cl = -1
-    common = 0  # bit 1: app set date, bit 2: app set server
-    for name, value in headers:
-        entry = _NAMES.get(name)
-        if entry is None:
-            entry = _learn_name(name)
-        if value.__class__ is not bytes:
-            value = _coerce_value(value)
-        if value not in _VALUES:
-            _check_value(value)
-        kind = entry[1]
-        if kind:
-            if kind == _K_CONTENT_LENGTH:
-                if not value.isdigit():
-                    raise ValueError(f"invalid content-length {value!r}")
-                app_cl = int(value)
-            elif kind == _K_TRANSFER_ENCODING:
-                continue
-            elif kind == _K_DATE:
-                common |= 1
-            elif kind == _K_SERVER:
-                common |= 2
-            elif kind == _K_CONNECTION:
-                if b"close" in value.lower():
-                    keep_alive = False
-                # Connection is hop-by-hop and ours to send (RFC 9110 §7.6.1).
-                continue
-        parts += (entry[0], b": ", value, b"\r\n")
+    try:
+        key = tuple(headers) if headers.__class__ is list or headers.__class__ is tuple else None
+        known = _HEADS.get(key) if key is not None else None
+    except TypeError:  # an unhashable name or value (bytearray): take the long way
+        key = known = None
+    if known is not None:
+        # These exact fields were validated and serialised before: reuse the result.
+        fields, app_cl, common, close = known
+        line = _STATUS_LINES.get(status)
+        if (
+            line is not None
+            and body_len >= 0
+            and keep_alive
+            and minor
+            and not (close or is_head or status < 200 or status == 204 or status == 304)
+        ):
+            # The common answer, a persistent HTTP/1.1 one with its whole body: what the
+            # general path below would produce, in one expression.
+            if app_cl < 0:
+                cl = _CL_LINES.get(body_len) or _cl_line(body_len)
+                return line + fields + cl + _tails[common], FRAME_LENGTH, True
+            if app_cl == body_len:
+                return line + fields + _tails[common], FRAME_LENGTH, True
+        parts = [line or status_line(status), fields]
+        if close:
+            keep_alive = False
+    else:
+        parts = [_STATUS_LINES.get(status) or status_line(status)]
+        app_cl, common, close = _serialise(headers, parts)
+        if close:
+            keep_alive = False
+        if key is not None and len(_HEADS) < _HEADS_MAX and len(key) <= _HEADS_FIELDS:
+            _HEADS[key] = (b"".join(parts[1:]), app_cl, common, close)
 
     if status < 200 or status == 204 or status == 304:
         framing = FRAME_NONE
@@ -242,6 +260,42 @@ def build_head(
         parts.append(_server_line if common == 1 else _date_line)
     parts.append(b"\r\n")
     return b"".join(parts), framing, keep_alive
+
+
+def _serialise(
+    headers: Iterable[tuple[bytes | str, bytes | str]], parts: list[bytes]
+) -> tuple[int, int, bool]:
+    """Validate the app's fields and append their lines to `parts` (see build_head)."""
+    app_cl = -1
+    common = 0  # bit 1: app set date, bit 2: app set server
+    close = False
+    for name, value in headers:
+        entry = _NAMES.get(name)
+        if entry is None:
+            entry = _learn_name(name)
+        if value.__class__ is not bytes:
+            value = _coerce_value(value)
+        if value not in _VALUES:
+            _check_value(value)
+        kind = entry[1]
+        if kind:
+            if kind == _K_CONTENT_LENGTH:
+                if not value.isdigit():
+                    raise ValueError(f"invalid content-length {value!r}")
+                app_cl = int(value)
+            elif kind == _K_TRANSFER_ENCODING:
+                continue
+            elif kind == _K_DATE:
+                common |= 1
+            elif kind == _K_SERVER:
+                common |= 2
+            elif kind == _K_CONNECTION:
+                if value.lower().find(b"close") >= 0:
+                    close = True
+                # Connection is hop-by-hop and ours to send (RFC 9110 §7.6.1).
+                continue
+        parts += (entry[0], b": ", value, b"\r\n")
+    return app_cl, common, close
 
 
 def simple_response(status: int, body: bytes = b"", close: bool = True) -> bytes:

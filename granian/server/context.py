@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ServerContext"]
 
-Handler = Callable[["Cycle"], Coroutine[Any, Any, None]]
+Handler = Callable[["Cycle"], Coroutine[Any, Any, None] | None]
 
 # Longest gap between ticks: the `date` header has one-second resolution (RFC 9110 §5.6.7).
 _TICK_MAX = 1.0

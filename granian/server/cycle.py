@@ -13,11 +13,14 @@ Interface adapters
 ------------------
 The worker builds one adapter per worker: `Adapter(app, settings)` with
 
-- `adapter.handler(cycle) -> Coroutine[Any, Any, None]`: serves one request. It must not raise
-  (it catches the app's errors and calls `cycle.fail(exc)`), and when its coroutine returns the
-  response must be complete (`respond`, `finish`, `fail` or `abort` was called). Work the app
-  does after completing the response (background tasks) may continue: the connection moves on to
-  its next request as soon as the response is complete.
+- `adapter.handler(cycle) -> Coroutine[Any, Any, None] | None`: serves one request. It must not
+  raise (it catches the app's errors and calls `cycle.fail(exc)`), and when its coroutine returns
+  the response must be complete (`respond`, `finish`, `fail` or `abort` was called). A handler
+  that has nothing to await may do its part synchronously and return None instead of a
+  coroutine (WSGI hands a request whose body is already here straight to its thread pool): the
+  connection then creates no Task, and the request stays in flight until the cycle completes.
+  Work the app does after completing the response (background tasks) may continue: the
+  connection moves on to its next request as soon as the response is complete.
 - `await adapter.startup() -> bool` before serving (False: the worker exits non-zero) and
   `await adapter.shutdown() -> None` after draining. (ASGI lifespan, `__rsgi_init__`/`__rsgi_del__`.)
 - Adapters are registered in granian.server.worker.ADAPTERS by interface name.
@@ -40,6 +43,8 @@ Request body
   call sends `100 Continue` if the client sent `Expect: 100-continue` (RFC 9110 §10.1.1).
   Reading is paused while more than `--http1-buffer-size` bytes of body wait for the app, and
   resumed as it reads (flow control); a body that fits in the buffer never pauses reading.
+- `read_buffered() -> bytes | None`: synchronous: when the whole body is already buffered (or
+  there is none), returns it as one `read()` would, else None and nothing is consumed.
 - `body_complete: bool`: True once `read()` has returned the last piece (so `more_body` in ASGI
   terms is `not cycle.body_complete` after each read). A request without a body still returns
   one `b''` read before `body_complete` turns True.
@@ -138,6 +143,10 @@ class Cycle:
     _framing = FRAME_NONE
     _pending_head: bytes | None = None
     _expected = -1
+    # Per-request values with a common default, stored only when they differ.
+    http_version = "1.1"
+    _is_head = False
+    _continue = False
 
     def __init__(
         self,
@@ -157,7 +166,8 @@ class Cycle:
         self.raw_path = raw_path
         self.query = query
         self._minor = minor
-        self.http_version = "1.1" if minor else "1.0"
+        if not minor:
+            self.http_version = "1.0"
         self.headers = headers
         ctx = proto.ctx
         self.scheme = ctx.scheme
@@ -165,9 +175,11 @@ class Cycle:
         self.client = proto.client
         self.server = proto.server
         self.keep_alive = keep_alive
-        self._is_head = method == "HEAD"
+        if method == "HEAD":
+            self._is_head = True
         self._body_eof = body_eof
-        self._continue = expect_continue
+        if expect_continue:
+            self._continue = True
 
     # ---------------------------------------------------------------- body
 
@@ -201,6 +213,17 @@ class Cycle:
                 await waiter
             finally:
                 self._read_waiter = None
+
+    def read_buffered(self) -> bytes | None:
+        if not self._body_eof:
+            return None
+        self.body_complete = True
+        body = self._body
+        if not body:
+            return b""
+        self._body = None
+        self._body_size = 0
+        return body[0] if len(body) == 1 else b"".join(body)
 
     # Called by the connection.
     def _push(self, data: bytes, eof: bool) -> int:

@@ -28,6 +28,12 @@ from .sendfile import sendfile_dup
 
 __all__ = ["H1Protocol"]
 
+# Bytes membership tests take an int (a byte value) on the hot path: `b"?" in data` first tries
+# to read its operand as an int, which raises and clears a TypeError (~1 us of C work, about ten
+# times the memchr behind `0x3F in data`).
+_QMARK = 0x3F  # "?"
+_LF = 0x0A
+
 _PAUSE_BODY = 1
 _PAUSE_PIPELINE = 2
 _PAUSE_PARKED = 4
@@ -156,7 +162,7 @@ class H1Protocol(asyncio.Protocol):
         more = self._more
         if more is not None:
             more += data
-            if b"\n" not in data:
+            if _LF not in data:
                 # A head only ends at a line end: do not re-parse a growing partial line.
                 if len(more) > self.ctx.buffer_size:
                     self._reject(431)
@@ -167,7 +173,9 @@ class H1Protocol(asyncio.Protocol):
             data = self._buf[self._pos :] + data
         self._buf = data
         self._pos = 0
-        self._next_request()
+        if not (self._lost or self._closing) and data:
+            # _next_request()'s other preconditions were just checked above.
+            self._parse(data, 0)
 
     # ---------------------------------------------------------------- request parsing
 
@@ -187,6 +195,10 @@ class H1Protocol(asyncio.Protocol):
             if self._paused & _PAUSE_PIPELINE:
                 self._resume(_PAUSE_PIPELINE)
             return
+        self._parse(buf, pos)
+
+    def _parse(self, buf: bytes, pos: int) -> None:
+        """Start the request whose head begins at `buf[pos:]` (`buf` is `self._buf`)."""
         ctx = self.ctx
         if ctx.active >= ctx.backpressure:
             self._pause(_PAUSE_PARKED)
@@ -210,18 +222,20 @@ class H1Protocol(asyncio.Protocol):
                 self._resume(_PAUSE_PIPELINE)
             return
         end, method, target, minor, headers, content_length, flags = res
-        if target[:1] == b"/" and b"?" not in target:
+        if target[:1] == b"/" and _QMARK not in target:
             path, query = target, b""
         else:
             path, query = split_target(target)
         if flags or content_length > 0:
             keep = wants_keep_alive(minor, flags)
             reader = body_reader(content_length, flags)
+            expect = reader is not None and bool(flags & F_EXPECT_CONTINUE)
         else:
             # The common case (no body, no Connection/Expect/TE fields): HTTP/1.1 persists.
             keep = minor == 1
             reader = None
-        keep = keep and ctx.keep_alive and not self._closing
+            expect = False
+        # (`self._closing` is False here: checked on entry.)
         cycle = Cycle(
             self,
             _METHODS.get(method) or method.decode("latin-1"),
@@ -229,9 +243,9 @@ class H1Protocol(asyncio.Protocol):
             query,
             minor,
             headers,
-            keep,
+            keep and ctx.keep_alive,
             reader is None,
-            reader is not None and bool(flags & F_EXPECT_CONTINUE),
+            expect,
         )
         self._cycle = cycle
         self.waiting_since = _NEVER
@@ -239,8 +253,7 @@ class H1Protocol(asyncio.Protocol):
         if ctx.on_complete is not None:
             cycle.t0 = perf_counter()
         if reader is None:
-            self._buf = buf
-            self._pos = end
+            self._pos = end  # (`buf` is self._buf)
         else:
             self._reader = reader
             self._discarded = 0
@@ -249,9 +262,12 @@ class H1Protocol(asyncio.Protocol):
             else:
                 self._buf = b""
                 self._pos = 0
+        coro = ctx.handler(cycle)
+        if coro is None:
+            # The handler finished its part synchronously (granian.server.cycle contract).
+            return
         if ctx.eager:
             # start_eager(), inlined: step the coroutine now; a Task only if it suspends.
-            coro = ctx.handler(cycle)
             context = copy_context()
             try:
                 yielded = context.run(coro.send, None)
@@ -259,7 +275,7 @@ class H1Protocol(asyncio.Protocol):
                 return
             resume_in_task(ctx.loop, coro, yielded, context)
         else:
-            ctx.loop.create_task(ctx.handler(cycle))
+            ctx.loop.create_task(coro)
 
     def _feed_body(self, buf: bytes, start: int) -> None:
         reader = self._reader
@@ -423,9 +439,10 @@ class H1Protocol(asyncio.Protocol):
     def complete(self, cycle: Cycle, head: bytes, body: bytes | None) -> None:
         """Write the rest of a response (`head` may be b'' for a stream's end) and move on."""
         cycle.response_done = True
+        ctx = self.ctx
         if not self._lost:
             out = self._out
-            if out or (self.ctx.pipeline_flush and (self._more or self._pos < len(self._buf))):
+            if out or (ctx.pipeline_flush and (self._more or self._pos < len(self._buf))):
                 if head:
                     out.append(head)
                 if body:
@@ -435,7 +452,7 @@ class H1Protocol(asyncio.Protocol):
                 if not (
                     cycle.keep_alive
                     and len(out) < 128
-                    and self.ctx.pipeline_flush
+                    and ctx.pipeline_flush
                     and (self._more or self._pos < len(self._buf))
                 ):
                     self._flush()
@@ -451,7 +468,6 @@ class H1Protocol(asyncio.Protocol):
         cycle._proto = None
         if cycle._read_waiter is not None or cycle._done_waiter is not None:
             cycle._detach(False)
-        ctx = self.ctx
         if ctx.on_complete is not None:
             ctx.on_complete(cycle)
         ctx.active -= 1
@@ -476,13 +492,13 @@ class H1Protocol(asyncio.Protocol):
             if self.body_paused:
                 self.resume_body()
             return
-        self.waiting_since = self.ctx.now
+        self.waiting_since = ctx.now
         if self.body_paused:
             self.resume_body()
         if self._more or self._pos < len(self._buf):
             # Pipelined requests: parse the next one from a fresh loop callback, so an eager
             # (`--opt`) handler never starts inside another request's task.
-            self.ctx.loop.call_soon(self._next_request)
+            ctx.loop.call_soon(self._next_request)
         elif self._paused & _PAUSE_PIPELINE:
             self._resume(_PAUSE_PIPELINE)
 
