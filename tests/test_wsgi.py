@@ -186,6 +186,8 @@ def test_graceful_stop_finishes_in_flight_request() -> None:
             s.proc.send_signal(signal.SIGTERM)
             r = c.response()
             assert (r.status, r.body) == (200, b"slept")
+        # The one SIGTERM must end the worker by itself (stop() would signal it again).
+        s.proc.wait(10)
     finally:
         code, _ = s.stop()
     assert code == 0

@@ -302,7 +302,30 @@ def serve_worker(settings: Any, sock: socket.socket, worker_id: int = 1) -> int:
         _install_signals(loop, worker)
         return loop.run_until_complete(worker.run())
     finally:
+        # loop.close() puts SIGTERM/SIGINT back to their default action, which would turn a
+        # repeated stop signal during the last teardown into a death by signal (exit -15) of a
+        # worker that is already exiting cleanly. Hold them across the close, then ignore them.
+        held = _hold_stop_signals()
         try:
             close_loop(loop)
         finally:
             asyncio.set_event_loop(None)
+            _ignore_held_signals(held)
+
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _hold_stop_signals() -> bool:
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    return True
+
+
+def _ignore_held_signals(held: bool) -> None:
+    if not held:
+        return
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
