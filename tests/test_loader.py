@@ -169,6 +169,20 @@ def test_working_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         sys.modules.pop(name, None)
 
 
+def test_relative_working_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `--working-dir examples` names ./examples, before and after the chdir into it
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "examples").mkdir()
+    name = f"wdrel_{os.getpid()}"
+    (tmp_path / "examples" / f"{name}.py").write_text("app = 'relative'\n")
+    try:
+        assert load_target(name, working_dir="examples") == "relative"
+        assert Path.cwd() == tmp_path / "examples" and sys.path[0] == str(tmp_path / "examples")
+    finally:
+        sys.modules.pop(name, None)
+
+
 def test_bad_working_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(AppLoadError, match="working directory"):

@@ -48,11 +48,14 @@ def load_target(target: str, factory: bool = False, working_dir: str | None = No
     current directory is, so ``granian main:app`` finds ``./main.py`` as ``python -m`` would."""
     module_name, attr = split_target(target)
     if working_dir is not None:
+        # Resolved before the chdir: a relative --working-dir names a folder of the current one.
+        search_dir = os.path.abspath(working_dir)
         try:
-            os.chdir(working_dir)
+            os.chdir(search_dir)
         except OSError as exc:
             raise AppLoadError(f"cannot change to working directory {working_dir!r}: {exc}") from exc
-    search_dir = os.path.abspath(working_dir) if working_dir is not None else os.getcwd()
+    else:
+        search_dir = os.getcwd()
     if search_dir not in sys.path:
         sys.path.insert(0, search_dir)
 
