@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from ..http1.limits import MAX_HEADERS, MAX_TARGET
 from ..http1.parser import H1Limits
 from ..http1.response import refresh_date
 
@@ -55,7 +56,7 @@ class ServerContext:
         self.buffer_size = buffer_size
         # The head must fit in the read buffer (CLI.md: --http1-buffer-size); the parser turns a
         # longer head into 431 (RFC 6585 §5).
-        self.limits = H1Limits(max_head=buffer_size, max_headers=100, max_target=8190)
+        self.limits = H1Limits(max_head=buffer_size, max_headers=MAX_HEADERS, max_target=MAX_TARGET)
         self.keep_alive = keep_alive
         self.pipeline_flush = pipeline_flush
         self.header_read_timeout = header_read_timeout
