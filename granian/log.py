@@ -5,8 +5,10 @@ Logger names are Granian's (``_granian`` for the server, ``granian.access`` for 
 and again by every worker after fork (dictConfig is idempotent, and a worker may be started alone).
 
 The access log is compiled once at start-up (`AccessLog`): the format is scanned for the atoms it
-uses and only those are computed per request. With the access log off nothing is installed, so the
-request path does no work for it at all.
+uses and only those are computed. Per request the completion hook only queues the finished request
+and its duration on its event loop's `AccessBatch`; the batch's lines are rendered and written
+together at most ACCESS_FLUSH_INTERVAL later (and at worker exit). With the access log off nothing
+is installed, so the request path does no work for it at all.
 """
 
 from __future__ import annotations
@@ -233,6 +235,8 @@ class RequestView(Protocol):
     def status(self) -> int: ...
     @property
     def bytes_sent(self) -> int: ...
+    @property
+    def t0(self) -> float: ...
 
 
 _PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2"}
@@ -256,15 +260,17 @@ class _ClockCache:
 
 
 # How each atom is computed, as a Python expression over the finished request `c`, its duration
-# `dt` (seconds), `client` (c.client) and `hv` (the wanted header values). A format is compiled
-# into one function returning just its atoms' values (see AccessLog._compile); only these fixed
-# expressions and integer indexes ever go into that source, never text from the format.
+# `dt` (seconds), `client` (c.client), `hv` (the wanted header values) and `tstart` (the request
+# start as wall-clock text). A format is compiled into functions over just its atoms' values (see
+# AccessLog._compile); only these fixed expressions and integer indexes ever go into that source,
+# never text from the format.
 _ATOM_EXPR = {
     "addr": "(client[0] if client else '-')",
-    "time": "_clock(_time() - dt)",
+    "time": "tstart",
     "dt_ms": "dt * 1000.0",
     "status": "c.status",
-    "path": "_esc(c.raw_path.decode('latin-1'))",
+    # quote-escaped inline (see _escape): the path is in nearly every format
+    "path": "(_p if '\"' not in (_p := c.raw_path.decode('latin-1')) else _esc(_p))",
     "query_string": "_esc(c.query.decode('latin-1'))",
     "method": "c.method",
     "scheme": "c.scheme",
@@ -282,8 +288,54 @@ def _protocol(version: str) -> str:
     return _PROTOCOLS.get(version) or f"HTTP/{version}"
 
 
+# Finished requests wait at most this long before their lines are rendered and written, in one
+# write: rendering and writing a batch in one go costs about half of doing it per request (the
+# logger checks, the handler lock and the call overheads are paid once per batch), and 10 ms is
+# below what a person tailing the log can notice (nginx's `access_log ... buffer= flush=` makes
+# the same trade, with a default flush of seconds). A burst is rendered early once this many
+# requests wait, which also bounds what the batch holds on to.
+ACCESS_FLUSH_INTERVAL = 0.01
+ACCESS_FLUSH_LINES = 256
+
+
+class AccessBatch:
+    """The requests one event loop finished since its last flush, as `(cycle, dt)` pairs.
+
+    The completion hook only appends (granian.server.metrics.make_completion_hook); `arm()` on the
+    first pair schedules `flush()` on the running loop. Without a running loop (a test, the last
+    requests at exit) the pair is written through at once."""
+
+    __slots__ = ("_alog", "_handle", "items")
+
+    def __init__(self, alog: AccessLog) -> None:
+        self._alog = alog
+        self.items: list[tuple[Any, float]] = []
+        self._handle: asyncio.TimerHandle | None = None
+
+    def arm(self) -> None:
+        loop = asyncio._get_running_loop()
+        if loop is None or loop.is_closed():
+            self.flush()
+        elif self._handle is None:
+            self._handle = loop.call_later(ACCESS_FLUSH_INTERVAL, self.flush)
+
+    def flush(self) -> None:
+        handle = self._handle
+        if handle is not None:
+            self._handle = None
+            handle.cancel()
+        items = self.items
+        if items:
+            # Copy then delete what was copied: another thread's append in between (a flush
+            # at exit from the main thread) stays for the next flush instead of being lost.
+            batch = items[:]
+            del items[: len(batch)]
+            self._alog.emit(batch)
+
+
 class AccessLog:
-    """A compiled access-log format. Build it once per worker; call `log()` once per response."""
+    """A compiled access-log format. Build it once per worker; each event loop feeds its finished
+    requests through its own `batch()` (batched), or call `log()` for one request at once."""
 
     def __init__(self, fmt: str = DEFAULT_ACCESS_LOG_FMT, logger_name: str = ACCESS_LOGGER) -> None:
         self.fmt = fmt
@@ -302,6 +354,7 @@ class AccessLog:
             if name is not None and name not in self._hnames:
                 self._hnames[name] = len(self._hnames)
         self._clock = _ClockCache()
+        self._batches: list[AccessBatch] = []
         self._compile()
         self._check_format()
         self._template = dict(
@@ -309,8 +362,9 @@ class AccessLog:
         )
 
     def _compile(self) -> None:
-        """Build `_values(c, dt)` (this format's atom values, in order) and `log(c, dt)` (the
-        whole per-request path in one frame: level check, values, the fast path)."""
+        """Build `_values(c, dt, off)` (this format's atom values, in order, for one request) and
+        `_render(batch, off)` (the lines of a batch of `(c, dt)` pairs). `off` turns the
+        request's `perf_counter()` start `c.t0` into wall-clock time."""
         exprs = []
         for k in self._order:
             name = _header_name(k)
@@ -320,54 +374,90 @@ class AccessLog:
                 exprs.append(_ATOM_EXPR.get(k, "'-'"))
         prelude = []
         if "addr" in self.keys:
-            prelude.append("    client = c.client")
+            prelude.append("client = c.client")
         if self._hnames:
-            prelude.append("    hv = _headers(c.headers)")
+            prelude.append("hv = _headers(c.headers)")
         values = f"({', '.join(exprs)}{',' if exprs else ''})"
+        timed = "time" in self.keys
         src = [
-            "def values(c, dt):",
-            *prelude,
+            "def values(c, dt, off):",
+            *(f"    {line}" for line in prelude),
+            *(["    tstart = _clock(c.t0 + off)"] if timed else []),
             f"    return {values}",
             "",
-            "def log(c, dt):",
-            "    if not _enabled(20):",
-            "        return",
-            *prelude,
-            f"    values = {values}",
-            # The default setup (one AccessHandler printing the bare message, no filters, no
-            # propagation) renders the line directly: no LogRecord at all.
-            "    hs = _lg.handlers",
-            "    if len(hs) == 1 and not _lg.propagate and not _lg.filters:",
-            "        h = hs[0]",
-            "        if type(h) is _AH and h.plain and not h.filters and h.level <= 20:",
-            "            try:",
-            "                line = _FMT % values",
-            "            except (TypeError, ValueError):",
-            "                pass",  # a value the start-up check could not foresee: let logging report it
-            "            else:",
-            "                h.write_line(line)",
-            "                return",
-            "    _slow(values)",
+            "def render(batch, off):",
+            "    out = []",
+            "    put = out.append",
+            *(["    sec = -1", "    tstart = ''"] if timed else []),
+            "    for c, dt in batch:",
+            *(f"        {line}" for line in prelude),
+            *(
+                [
+                    # the `time` text changes once a second: batches share it
+                    "        w = int(c.t0 + off)",
+                    "        if w != sec:",
+                    "            sec = w",
+                    "            tstart = _clock(w)",
+                ]
+                if timed
+                else []
+            ),
+            f"        put(_FMT % {values})",
+            "    return out",
         ]
-        lg = self.logger
         ns: dict[str, Any] = {
             "_clock": self._clock.text,
-            "_time": time.time,
             "_esc": _escape,
             "_P": _PROTOCOLS,
             "_proto": _protocol,
             "_headers": self._header_values,
-            "_enabled": lg.isEnabledFor,
-            "_lg": lg,
-            "_AH": AccessHandler,
             "_FMT": self._positional,
-            "_slow": self._log_record,
         }
         exec(compile("\n".join(src) + "\n", "<granian access-log format>", "exec"), ns)
-        self._values: Callable[[RequestView, float], tuple[Any, ...]] = ns["values"]
-        self.log: Callable[[RequestView, float], None] = ns["log"]
-        """Emit one line for a finished request `c` (a `granian.server.cycle.Cycle`, or anything
-        with the same attributes) that took `dt` seconds from its head to its response end."""
+        self._values: Callable[[RequestView, float, float], tuple[Any, ...]] = ns["values"]
+        self._render: Callable[[list[tuple[Any, float]], float], list[str]] = ns["render"]
+
+    def batch(self) -> AccessBatch:
+        """A new batch for one event loop's completion hook (flushed by `flush()` at exit)."""
+        b = AccessBatch(self)
+        self._batches.append(b)
+        return b
+
+    def flush(self) -> None:
+        """Write every batch's pending lines now (the worker calls this once its loops stopped)."""
+        for b in self._batches:
+            b.flush()
+
+    def log(self, c: RequestView, dt: float) -> None:
+        """Emit the line for one finished request `c` (a `granian.server.cycle.Cycle`, or anything
+        with the same attributes) that took `dt` seconds from its head to its response end and
+        ended now."""
+        self.emit([(c, dt)], time.time() - dt - c.t0)
+
+    def emit(self, batch: list[tuple[Any, float]], off: float | None = None) -> None:
+        """Write the lines of finished `(cycle, dt)` pairs; `off` maps `cycle.t0` to wall time
+        (by default: the pairs' `t0` are this process's `perf_counter()` readings)."""
+        lg = self.logger
+        if not lg.isEnabledFor(logging.INFO):
+            return
+        if off is None:
+            off = time.time() - time.perf_counter()
+        # The default setup (one AccessHandler printing the bare message, no filters, no
+        # propagation) gets the rendered lines directly: no LogRecord at all.
+        hs = lg.handlers
+        if len(hs) == 1 and not lg.propagate and not lg.filters:
+            h = hs[0]
+            if type(h) is AccessHandler and h.plain and not h.filters and h.level <= logging.INFO:
+                try:
+                    lines = self._render(batch, off)
+                except (TypeError, ValueError):
+                    pass  # a value the start-up check could not foresee: let logging report it
+                else:
+                    h.write_lines(lines)
+                    return
+        values = self._values
+        for c, dt in batch:
+            self._log_record(values(c, dt, off), c.t0 + off + dt)
 
     def _check_format(self) -> None:
         # Render a sample now so a bad conversion (`%(path)d`) fails at start-up, not per request.
@@ -380,23 +470,24 @@ class AccessLog:
         if text != positional:  # e.g. `%(a)s %s` mixes mapping and positional specs
             raise ConfigurationError(f"--access-log-fmt {self.fmt!r}: not a %-style format (mixed specs)")
 
-    def _log_record(self, values: tuple[Any, ...]) -> None:
+    def _log_record(self, values: tuple[Any, ...], created: float) -> None:
         # makeRecord + handle rather than .info(): skips the caller lookup (a stack walk) that an
         # access line has no use for. `args` is the atoms mapping, as Granian passes it, so
         # handlers/filters that read `record.args` keep working.
-        self.logger.handle(self._record(dict(zip(self._order, values, strict=True))))
+        self.logger.handle(self._record(dict(zip(self._order, values, strict=True)), created))
 
-    def _record(self, atoms: dict[str, Any]) -> logging.LogRecord:
+    def _record(self, atoms: dict[str, Any], created: float) -> logging.LogRecord:
         # A LogRecord's __init__ costs more than the rest of the line (path splitting, thread and
         # process lookups, the caller frame walk of `.info()`); every field but the clock, the
         # thread and the atoms is the same for each access line, so records are cloned from a
         # template made once per worker (after fork, so `process` is right). The result is a
         # complete LogRecord: any formatter field or filter a user config uses still works.
+        # `created` is when the response ended (not when its batch was flushed).
         rec = _new_record()
         d = rec.__dict__
         d.update(self._template)
-        ns = time.time_ns()
-        d["created"] = ns / 1e9
+        ns = int(created * 1e9)
+        d["created"] = created
         d["msecs"] = (ns % 1_000_000_000) // 1_000_000 + 0.0
         d["relativeCreated"] = (ns - _START_NS) / 1e6
         d["args"] = atoms
@@ -446,23 +537,13 @@ def _strip_keys(fmt: str) -> str:
             i = j + 1
 
 
-# The default access handler writes its lines at most this long after they were logged, in one
-# write: per-line writes were the largest single cost of an access line, and 10 ms is below what
-# a person tailing the log can notice (nginx's `access_log ... buffer= flush=` makes the same
-# trade, with a default flush of seconds). A burst writes early once this many lines wait.
-ACCESS_FLUSH_INTERVAL = 0.01
-ACCESS_FLUSH_LINES = 256
-
-
 class AccessHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The default access-log handler: a StreamHandler that batches lines on the event loop (see
-    ACCESS_FLUSH_INTERVAL) instead of writing once per request. Outside a running loop, and when
-    the worker flushes its handlers at exit (logging.shutdown), it writes through."""
+    """The default access-log handler: a StreamHandler that also takes a batch of rendered lines
+    in one write (`write_lines`, from `AccessLog.emit`). Records (any non-default setup) are
+    written one by one, as by a StreamHandler."""
 
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
-        self._pending: list[str] = []
-        self._scheduled = False
         self._checked: object = _UNCHECKED
         self._plain = False
 
@@ -475,41 +556,18 @@ class AccessHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._checked = f
         return self._plain
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            msg = self.format(record)
-        except Exception:
-            self.handleError(record)
+    def write_lines(self, lines: list[str]) -> None:
+        if not lines:
             return
-        self.write_line(msg)
-
-    def write_line(self, line: str) -> None:
+        term = self.terminator
+        data = term.join(lines) + term
         with self.lock:  # type: ignore[union-attr]
-            pending = self._pending
-            pending.append(line)
-            if self._scheduled:
-                if len(pending) >= ACCESS_FLUSH_LINES:
-                    self.flush()
+            try:
+                self.stream.write(data)
+                self.stream.flush()
+            except Exception:  # noqa: BLE001
+                # A closed or broken stdout must not take the worker down with it.
                 return
-            loop = asyncio._get_running_loop()
-            if loop is None or loop.is_closed():
-                self.flush()
-                return
-            self._scheduled = True
-        loop.call_later(ACCESS_FLUSH_INTERVAL, self.flush)
-
-    def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            self._scheduled = False
-            if self._pending:
-                data = self.terminator.join(self._pending) + self.terminator
-                self._pending.clear()
-                try:
-                    self.stream.write(data)
-                except Exception:
-                    # A closed or broken stdout must not take the worker down with it.
-                    return
-            super().flush()
 
 
 _UNCHECKED = object()

@@ -20,18 +20,20 @@ under callgrind with two request counts and divide the difference, which cancels
 
 or let the driver do both runs and the arithmetic:
 
-    .venv/bin/python loadtests/callgrind_driver.py --callgrind asgi      # also: asgi-opt, wsgi, rsgi
+    .venv/bin/python loadtests/callgrind_driver.py --callgrind asgi   # also: asgi-opt, wsgi, rsgi, asgi-log
 
 `GRANIAN_SRC=/some/dir` measures the `granian` package found there instead of this checkout
 (copy the tree and put the old modules in to compare before and after).
 
-Modes: `asgi` (default Task per request), `asgi-opt` (`--opt` eager), `rsgi`, `wsgi`.
+Modes: `asgi` (default Task per request), `asgi-opt` (`--opt` eager), `rsgi`, `wsgi`; any of
+them with `-log` appended also runs the default access log (lines written to /dev/null).
 Without `--callgrind` it just serves N requests and checks every response (a smoke test).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import subprocess
@@ -96,6 +98,7 @@ class FakeTransport:
 
 
 def _adapter(mode: str) -> Any:
+    mode = mode.removesuffix("-log")
     if mode.startswith("asgi"):
         from apps.asgi_app import app as asgi_app
 
@@ -128,7 +131,21 @@ async def _serve(mode: str, n: int) -> None:
     adapter = _adapter(mode)
     if not await adapter.startup():
         raise SystemExit("startup failed")
-    ctx = ServerContext(loop, adapter.handler, eager=mode == "asgi-opt")
+    ctx = ServerContext(loop, adapter.handler, eager=mode.startswith("asgi-opt"))
+    if mode.endswith("-log"):
+        # the default access log, as `--access-log` installs it, written to /dev/null
+        from granian.log import configure_logging, make_access_log
+        from granian.server.metrics import make_completion_hook
+
+        configure_logging("info")
+        for h in logging.getLogger("granian.access").handlers:
+            h.setStream(open(os.devnull, "w"))  # type: ignore[attr-defined]
+
+        class _LogSettings:
+            access_log = True
+            access_log_fmt = None
+
+        ctx.on_complete = make_completion_hook(make_access_log(_LogSettings()), None)
     proto = H1Protocol(ctx)
     transport = FakeTransport(loop, n)
     transport.proto = proto

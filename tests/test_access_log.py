@@ -198,7 +198,10 @@ def test_silenced_logger_does_no_work(sink: None) -> None:
     assert buf.getvalue() == ""
 
 
-def test_handler_batches_lines() -> None:
+def test_completion_hook_batches_lines(sink: None) -> None:
+    """The hook only queues the finished request; its line is rendered and written with the
+    others of its batch, in one write, within the flush interval."""
+
     class CountingIO(io.StringIO):
         writes = 0
 
@@ -206,12 +209,18 @@ def test_handler_batches_lines() -> None:
             self.writes += 1
             return super().write(s)
 
+    install()
     stream = CountingIO()
-    h = AccessHandler(stream)
+    h = logging.getLogger(LOGGER).handlers[0]
+    assert isinstance(h, AccessHandler)
+    h.setStream(stream)
+    al = AccessLog("%(path)s %(status)d", LOGGER)
+    hook = make_completion_hook(al, None)
+    assert hook is not None
 
     async def main() -> None:
         for i in range(3):
-            h.write_line(f"line {i}")
+            hook(FakeCycle(raw_path=f"/line{i}".encode(), t0=time.perf_counter()))  # type: ignore[arg-type]
         await asyncio.sleep(0)
         assert stream.getvalue() == ""  # held for the batch
         # Bounded: the batch goes out within the flush interval (no timing assertion: the
@@ -220,28 +229,65 @@ def test_handler_batches_lines() -> None:
             if stream.getvalue():
                 break
             await asyncio.sleep(ACCESS_FLUSH_INTERVAL)
-        assert stream.getvalue() == "line 0\nline 1\nline 2\n"
+        assert stream.getvalue() == "/line0 200\n/line1 200\n/line2 200\n"
         assert stream.writes == 1
         # A burst is written as soon as the batch is full, without waiting for the timer.
         for i in range(ACCESS_FLUSH_LINES):
-            h.write_line(f"burst {i}")
-        assert stream.getvalue().count("burst") == ACCESS_FLUSH_LINES
+            hook(FakeCycle(raw_path=f"/burst{i}".encode(), t0=time.perf_counter()))  # type: ignore[arg-type]
+        assert stream.getvalue().count("/burst") == ACCESS_FLUSH_LINES
+        assert stream.writes == 2
+        # Pending lines are written by AccessLog.flush() (the worker's exit does this).
+        hook(FakeCycle(raw_path=b"/pending", t0=time.perf_counter()))  # type: ignore[arg-type]
+        assert "/pending" not in stream.getvalue()
+        al.flush()
+        assert stream.getvalue().endswith("/pending 200\n")
 
     asyncio.run(main())
-    h.write_line("outside a loop")  # no loop: written through at once
-    assert stream.getvalue().endswith("outside a loop\n")
+    hook(FakeCycle(raw_path=b"/outside", t0=time.perf_counter()))  # type: ignore[arg-type]
+    assert stream.getvalue().endswith("/outside 200\n")  # no loop: written through at once
 
 
-def test_handler_flush_writes_pending() -> None:
-    stream = io.StringIO()
-    h = AccessHandler(stream)
+def test_batched_lines_keep_each_request_time(sink: None) -> None:
+    """A batch renders each request's own start time and duration, not the flush time."""
+    buf = install()
+    al = AccessLog("%(time)s|%(dt_ms).0f", LOGGER)
+    now = time.perf_counter()
+    wall = time.time()
+    batch = al.batch()
+    # one request started an hour ago and took 2 s, one started now and took 5 ms
+    batch.items.append((FakeCycle(t0=now - 3600.0), 2.0))
+    batch.items.append((FakeCycle(t0=now), 0.005))
+    batch.flush()
+    (old, new) = buf.getvalue().splitlines()
+    for text, start, ms in ((old, wall - 3600.0, "2000"), (new, wall, "5")):
+        stamp, dt_ms = text.split("|")
+        assert dt_ms == ms
+        parsed = time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S"))
+        assert abs(parsed - start) < 3
 
-    async def main() -> None:
-        h.write_line("pending")
-        h.flush()  # logging.shutdown() at exit calls this
-        assert stream.getvalue() == "pending\n"
 
-    asyncio.run(main())
+def test_batched_records_for_custom_handlers(sink: None) -> None:
+    """With a non-default handler each batched request becomes a LogRecord whose `created` is
+    when that request ended."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    lg = logging.getLogger(LOGGER)
+    lg.handlers[:] = [Keep()]
+    lg.propagate = False
+    lg.setLevel(logging.INFO)
+    al = AccessLog("%(status)d", LOGGER)
+    batch = al.batch()
+    now = time.perf_counter()
+    batch.items.append((FakeCycle(status=201, t0=now - 100.0), 40.0))
+    batch.flush()
+    (rec,) = records
+    assert isinstance(rec.args, dict) and rec.args["status"] == 201
+    assert rec.getMessage() == "201"
+    assert abs(rec.created - (time.time() - 60.0)) < 5
 
 
 def test_make_access_log() -> None:
@@ -289,7 +335,7 @@ def test_positional_rendering_matches_named() -> None:
     fmt = '%%(x)s [%(time)s] %(status)03d %(status)d "%(header{A})s" %(dt_ms)08.2f %(nope)s%%'
     al = AccessLog(fmt)
     c = FakeCycle(headers=[(b"a", b"1")])
-    values = al._values(c, 0.5)  # type: ignore[arg-type]
+    values = al._values(c, 0.5, 0.0)  # type: ignore[arg-type]
     named = dict(zip(al._order, values, strict=True))
     assert al._positional % values == fmt % named
     assert named["header{A}"] == "1" and named["nope"] == "-" and named["dt_ms"] == 500.0

@@ -256,23 +256,41 @@ def make_completion_hook(
     access_log: AccessLog | None, metrics: WorkerMetrics | None
 ) -> Callable[[Cycle], None] | None:
     """The `ServerContext.on_complete` callback for what is enabled; None when neither is (then
-    the connection installs nothing and skips even the request-start timestamp)."""
+    the connection installs nothing and skips even the request-start timestamp). Build one per
+    event loop: the access log part only queues `(cycle, dt)` on this hook's own batch, and the
+    lines are rendered and written once per batch (granian.log.AccessBatch)."""
     clock = time.perf_counter
-    if access_log is not None and metrics is not None:
-        log = access_log.log
-        observe = metrics.observe
-
-        def both(c: Cycle) -> None:
-            dt = clock() - c.t0
-            observe(c.status, dt)
-            log(c, dt)
-
-        return both
     if access_log is not None:
-        log = access_log.log
+        from ..log import ACCESS_FLUSH_LINES
+
+        batch = access_log.batch()
+        items = batch.items
+        put = items.append
+        arm = batch.arm
+        flush = batch.flush
+        cap = ACCESS_FLUSH_LINES
+        if metrics is not None:
+            observe = metrics.observe
+
+            def both(c: Cycle) -> None:
+                dt = clock() - c.t0
+                observe(c.status, dt)
+                put((c, dt))
+                n = len(items)
+                if n == 1:
+                    arm()
+                elif n >= cap:
+                    flush()
+
+            return both
 
         def access_only(c: Cycle) -> None:
-            log(c, clock() - c.t0)
+            put((c, clock() - c.t0))
+            n = len(items)
+            if n == 1:
+                arm()
+            elif n >= cap:
+                flush()
 
         return access_only
     if metrics is not None:

@@ -131,6 +131,8 @@ class Worker:
         finally:
             await self._stop_threads()
             ctx.stop()
+            if access_log is not None:
+                access_log.flush()  # the last requests' lines (each loop batches them)
             await self.adapter.shutdown()
             if self._reporter is not None:
                 self._reporter.stop()  # the final counts reach the master
