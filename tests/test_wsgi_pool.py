@@ -74,3 +74,53 @@ def test_idle_threads_are_reaped() -> None:
             break
         threading.Event().wait(0.01)
     assert pool.threads == 0
+
+
+def test_a_burst_of_quick_calls_keeps_one_hot_thread() -> None:
+    """Calls that never block are taken by the thread already running: a burst does not start a
+    thread per queued call (on a GIL build extra threads only take turns on the GIL). The limit
+    leaves room for scheduling jitter (a thread not yet running when the 1 ms watchdog looks
+    gets one helper), far below the 64 a thread-per-queued-call policy reaches."""
+    pool = BlockingPool(64, idle_timeout=5, name="t-hot")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(5):
+            futs = [pool.run(loop, lambda i=i: i * 2) for i in range(200)]
+            assert await asyncio.gather(*futs) == [i * 2 for i in range(200)]
+
+    try:
+        asyncio.run(main())
+    finally:
+        pool.shutdown()
+    assert 1 <= pool.threads <= 3
+
+
+def test_calls_from_two_loops_complete_on_their_own_loop() -> None:
+    pool = BlockingPool(4, idle_timeout=5)
+    seen: dict[str, set[int]] = {}
+
+    def run_loop(name: str) -> None:
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            ident = threading.get_ident()
+            got: set[int] = set()
+
+            def done_on(i: int) -> None:
+                assert threading.get_ident() == ident  # `done` runs on the caller's loop
+                got.add(i)
+
+            futs = [pool.run(loop, lambda i=i: i) for i in range(100)]
+            for f in asyncio.as_completed(futs):
+                done_on(await f)
+            seen[name] = got
+
+        asyncio.run(main())
+
+    threads = [threading.Thread(target=run_loop, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    pool.shutdown()
+    assert seen == {"a": set(range(100)), "b": set(range(100))}

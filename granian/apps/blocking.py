@@ -2,31 +2,47 @@
 
 Leaner than `loop.run_in_executor(ThreadPoolExecutor)`, which per call builds a
 concurrent.futures.Future, a work item and an asyncio future chained to it, and takes a lock
-and a condition: here a call is one tuple on a C `SimpleQueue` and one `call_soon_threadsafe`
-back to the loop with the result.
+and a condition: here a call is one tuple on a deque, and its result one tuple on its loop's
+outbox.
+
+How threads are woken is what decides the speed on a GIL build. Waking a parked thread per call
+costs about three context switches per request (the woken thread preempts the loop, finds the
+GIL held, sleeps again, and is switched back in later), which measured as a third of a plaintext
+WSGI request's time. So a call only wakes a thread when no thread is busy; a busy thread keeps
+taking calls from the deque until it is empty, and results go back through one loop wake-up per
+burst (a loop callback drains the outbox), not one per call. Calls queued behind busy threads get
+more threads from a watchdog on the loop: when WATCH_INTERVAL passes with calls waiting and no
+thread taking any (they all block: I/O, sleeps, locks), it wakes or starts one more thread, up
+to the limit. A CPU-bound app therefore keeps one hot thread (more would only take turns on the
+GIL), and an app that blocks grows the pool as far as its waits need.
 
 Threads start on demand, up to the limit, and exit after `idle_timeout` seconds without work
-(CLI.md: "started on demand, reaped when idle"). A thread counts as idle from its start until it
-holds the GIL again with an item: while the loop thread is busy queueing a burst of requests
-(holding the GIL), the waiting threads still look idle, so a burst starts at most one thread
-instead of one per request; on a GIL build more threads than the app's blocking calls need
-only add lock convoys. A thread that takes a call while others are still queued and none is
-idle starts one more, so calls that block (I/O) never wait for a later submit to get a thread.
+(CLI.md: "started on demand, reaped when idle"); the most recently parked thread is woken first,
+so a light load keeps reusing one thread and the others are reaped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+from collections import deque
 from collections.abc import Callable
-from queue import Empty, SimpleQueue
 from typing import Any
 
-__all__ = ["BlockingPool"]
+__all__ = ["BlockingPool", "WATCH_INTERVAL"]
+
+logger = logging.getLogger("_granian")
+
+# How long calls may wait behind busy threads that take nothing before one more thread is put
+# on them. 1 ms is libuv's timer resolution, and below the scheduling noise of a request that
+# waits on a database; Go's scheduler makes the same call for threads stuck in syscalls (its
+# sysmon retakes them after 20 us to 10 ms).
+WATCH_INTERVAL = 0.001
 
 # (done, loop, fn, args): `done(result, None)` or `done(None, exception)` is called on the loop.
-_Item = tuple["Done", asyncio.AbstractEventLoop, Callable[..., Any], tuple[Any, ...]]
 Done = Callable[[Any, "BaseException | None"], None]
+_Item = tuple[Done, asyncio.AbstractEventLoop, Callable[..., Any], tuple[Any, ...]]
 
 
 def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
@@ -39,6 +55,44 @@ def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
         fut.set_exception(exc)
 
 
+class _Outbox:
+    """One loop's side of the pool: its finished calls (`drain` runs on that loop and calls their
+    `done`), and whether a kick is already scheduled on it."""
+
+    __slots__ = ("loop", "items", "scheduled", "kicking", "kick")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, kick: Callable[[_Outbox], None]) -> None:
+        self.loop = loop
+        self.items: deque[tuple[Done, Any, BaseException | None]] = deque()
+        self.scheduled = False
+        self.kicking = False
+        self.kick = lambda: kick(self)
+
+    def post(self, done: Done, result: Any, exc: BaseException | None) -> None:
+        """From a pool thread. Only the first result since the last drain wakes the loop."""
+        self.items.append((done, result, exc))
+        if not self.scheduled:
+            self.scheduled = True
+            try:
+                self.loop.call_soon_threadsafe(self.drain)
+            except RuntimeError:
+                pass  # the loop is closed: nobody waits for these any more
+
+    def drain(self) -> None:
+        # Reset first: a result posted while this runs either is popped below or schedules
+        # another drain, never neither.
+        self.scheduled = False
+        items = self.items
+        while items:
+            done, result, exc = items.popleft()
+            try:
+                done(result, exc)
+            except Exception as err:  # noqa: BLE001 - one bad callback must not strand the rest
+                self.loop.call_exception_handler(
+                    {"message": "blocking pool completion callback failed", "exception": err}
+                )
+
+
 class BlockingPool:
     __slots__ = (
         "_queue",
@@ -46,22 +100,30 @@ class BlockingPool:
         "_idle_timeout",
         "_name",
         "_threads",
-        "_idle",
-        "_starting",
+        "_busy",
+        "_parked",
+        "_taken",
+        "_watching",
         "_lock",
         "_closed",
+        "_outboxes",
+        "_spawned",
     )
 
     def __init__(self, max_threads: int, idle_timeout: float = 30.0, name: str = "granian-blocking") -> None:
-        self._queue: SimpleQueue[_Item | None] = SimpleQueue()
+        self._queue: deque[_Item] = deque()
         self._max = max(1, max_threads)
         self._idle_timeout = idle_timeout
         self._name = name
         self._threads = 0
-        self._idle = 0  # threads waiting for an item
-        self._starting = 0  # threads started that have not yet run
+        self._busy = 0  # threads running calls, or woken to (they drain the queue before parking)
+        self._parked: list[threading.Lock] = []  # wake locks of parked threads, last parked last
+        self._taken = 0  # calls picked up so far: the watchdog's sign of progress
+        self._watching = False
         self._lock = threading.Lock()
         self._closed = False
+        self._outboxes: dict[asyncio.AbstractEventLoop, _Outbox] = {}
+        self._spawned = 0
 
     @property
     def threads(self) -> int:
@@ -69,7 +131,7 @@ class BlockingPool:
 
     def probe(self) -> tuple[int, int]:
         """(started threads, queued calls), for --metrics (granian.server.metrics)."""
-        return self._threads, self._queue.qsize()
+        return self._threads, len(self._queue)
 
     def run(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         """Call `fn(*args)` on a pool thread; the returned loop future gets its result."""
@@ -86,75 +148,111 @@ class BlockingPool:
 
     def call(self, loop: asyncio.AbstractEventLoop, done: Done, fn: Callable[..., Any], *args: Any) -> None:
         """Call `fn(*args)` on a pool thread, then `done(result, None)` or `done(None, exc)` on
-        the loop: no future and no task wake-up in between (the WSGI hot path)."""
+        `loop` (the running loop of the caller): no future and no task wake-up in between (the
+        WSGI hot path)."""
         if self._closed:
             raise RuntimeError("blocking pool is shut down")
-        queue = self._queue
-        queue.put((done, loop, fn, args))
-        if self._starting == 0 and self._threads < self._max and queue.qsize() > self._idle:
-            self._spawn()
+        self._queue.append((done, loop, fn, args))
+        box = self._outboxes.get(loop) or self._outbox(loop)
+        if not box.kicking:
+            # Threads are woken once the loop has queued everything this iteration brought
+            # (call_soon runs after the iteration's I/O callbacks): a thread woken now would
+            # take the GIL at the next callback boundary to run just this one call.
+            box.kicking = True
+            loop.call_soon(box.kick)
 
-    def _spawn(self) -> None:
+    def _kick(self, box: _Outbox) -> None:
+        box.kicking = False
+        # Under the lock: a thread parks only after seeing the queue empty under it, so either
+        # it took these calls or this sees it parked (no call is left with nobody to take it).
         with self._lock:
-            if self._threads >= self._max:
+            if not self._queue or self._closed:
                 return
+            if self._busy == 0:
+                self._wake()
+            if not self._watching:  # whoever takes these calls may block on one of them
+                self._watching = True
+                box.loop.call_later(WATCH_INTERVAL, self._watch, box.loop, self._taken)
+
+    def _wake(self) -> None:
+        """Put one more thread on the queue (lock held): the last parked one, or a new one."""
+        if self._parked:
+            self._busy += 1
+            self._parked.pop().release()
+        elif self._threads < self._max:
+            self._busy += 1
             self._threads += 1
-            self._starting += 1
-            n = self._threads
-        t = threading.Thread(target=self._work, name=f"{self._name}-{n}", daemon=True)
-        t.start()
+            self._spawned += 1
+            t = threading.Thread(target=self._work, name=f"{self._name}-{self._spawned}", daemon=True)
+            t.start()
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, taken: int) -> None:
+        """On the loop, WATCH_INTERVAL after calls queued behind busy threads."""
+        with self._lock:
+            if not self._queue or self._closed:
+                self._watching = False
+                return
+            if self._taken == taken or self._busy == 0:
+                self._wake()  # nothing was taken meanwhile: every busy thread is blocked
+            taken = self._taken
+        try:
+            loop.call_later(WATCH_INTERVAL, self._watch, loop, taken)
+        except RuntimeError:  # the loop is closing
+            with self._lock:
+                self._watching = False
+
+    def _outbox(self, loop: asyncio.AbstractEventLoop) -> _Outbox:
+        with self._lock:
+            box = self._outboxes.get(loop)
+            if box is None:
+                box = self._outboxes[loop] = _Outbox(loop, self._kick)
+            return box
 
     def _work(self) -> None:
         queue = self._queue
-        timeout = self._idle_timeout
         lock = self._lock
-        with lock:
-            self._starting -= 1
-            self._idle += 1
+        outboxes = self._outboxes
+        wake = threading.Lock()
+        wake.acquire()
         while True:
             try:
-                item = queue.get(timeout=timeout)
-            except Empty:
+                done, loop, fn, args = queue.popleft()
+            except IndexError:
                 with lock:
-                    # Re-check under the lock: a submit may have counted on this thread.
-                    if queue.empty():
+                    if queue:
+                        continue
+                    self._busy -= 1
+                    if self._closed:
                         self._threads -= 1
-                        self._idle -= 1
                         return
-                continue
-            if item is None:
+                    self._parked.append(wake)
+                if wake.acquire(timeout=self._idle_timeout):
+                    continue  # woken (the waker counted this thread busy again)
                 with lock:
-                    self._threads -= 1
-                    self._idle -= 1
-                return
-            with lock:
-                self._idle -= 1
-            if self._starting == 0 and self._threads < self._max and queue.qsize() > self._idle:
-                # Calls still queued and nobody free: this thread may block for long (a slow
-                # query), so bring up one more now rather than wait for the next submit.
-                self._spawn()
-            done, loop, fn, args = item
+                    if wake in self._parked:  # not woken: retire
+                        self._parked.remove(wake)
+                        self._threads -= 1
+                        return
+                wake.acquire()  # a waker popped this thread as the timeout hit: take its release
+                continue
+            self._taken += 1
             try:
                 result = fn(*args)
             except BaseException as exc:  # noqa: BLE001 - handed to the loop
-                with lock:
-                    self._idle += 1
-                try:
-                    loop.call_soon_threadsafe(done, None, exc)
-                except RuntimeError:
-                    pass  # the loop is closed: nobody waits for this any more
+                box = outboxes.get(loop) or self._outbox(loop)
+                box.post(done, None, exc)
                 del exc
-                continue
-            with lock:
-                self._idle += 1
-            try:
-                loop.call_soon_threadsafe(done, result, None)
-            except RuntimeError:
-                pass
-            del result, item, done, args
+            else:
+                box = outboxes.get(loop) or self._outbox(loop)
+                box.post(done, result, None)
+                del result
+            del done, args, fn
 
     def shutdown(self) -> None:
         """Let every thread exit once the queue is empty; does not wait for them."""
-        self._closed = True
-        for _ in range(self._threads):
-            self._queue.put(None)
+        with self._lock:
+            self._closed = True
+            parked, self._parked = self._parked, []
+            self._busy += len(parked)
+        for wake in parked:
+            wake.release()
