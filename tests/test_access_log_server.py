@@ -20,7 +20,7 @@ import pytest
 
 from granian import settings as granian_settings
 
-APPS = '''
+APPS = """
 async def asgi(scope, receive, send):
     if scope["type"] == "lifespan":
         while True:
@@ -55,7 +55,7 @@ def wsgi(environ, start_response):
     status = "201 Created" if environ["REQUEST_METHOD"] == "POST" else "200 OK"
     start_response(status, [("Content-Type", "text/plain")])
     return [b"hello" + body]
-'''
+"""
 
 FMT = (
     "ACCESS|%(addr)s|%(time)s|%(dt_ms).3f|%(status)d|%(path)s|%(query_string)s|%(method)s|"
@@ -184,7 +184,7 @@ def test_every_atom(tmp_path: Path, interface: str) -> None:
     started = time.mktime(time.strptime(get[2][:19], "%Y-%m-%d %H:%M:%S"))
     assert before - 2 <= started <= time.time() + 1
     assert float(get[3]) >= 0.0 and re.fullmatch(r"\d+\.\d{3}", get[3])
-    assert get[4:10] == ["200", "/p/a%20b", 'x=1&y=%22q', "GET", "http", "HTTP/1.1"]
+    assert get[4:10] == ["200", "/p/a%20b", "x=1&y=%22q", "GET", "http", "HTTP/1.1"]
     assert get[10] == "5"  # b"hello"
     assert get[11:14] == ["http://ref.example/page", "obs-test/1.0", "trace-42"]
     assert post[4:10] == ["201", "/submit", "", "POST", "http", "HTTP/1.0"]

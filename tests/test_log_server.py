@@ -17,7 +17,7 @@ from test_access_log_server import APPS, free_port, request, run_server
 
 GET = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
 
-BOOM_APP = '''
+BOOM_APP = """
 async def asgi(scope, receive, send):
     if scope["type"] == "lifespan":
         while True:
@@ -36,7 +36,7 @@ async def rsgi(scope, proto):
 
 def wsgi(environ, start_response):
     raise ValueError("obs-boom-marker")
-'''
+"""
 
 
 def test_lifecycle_lines(tmp_path: Path) -> None:
@@ -120,7 +120,9 @@ def test_log_config_file(tmp_path: Path) -> None:
     cfg = {
         "version": 1,
         "formatters": {"tagged": {"format": "CFG %(name)s %(levelname)s %(message)s"}},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "tagged", "stream": "ext://sys.stdout"}},
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": "tagged", "stream": "ext://sys.stdout"}
+        },
         "loggers": {"granian.access": {"handlers": ["console"], "level": "INFO", "propagate": False}},
     }
     path = tmp_path / "log.json"

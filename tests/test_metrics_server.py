@@ -65,15 +65,17 @@ def test_counters_follow_requests(tmp_path: Path) -> None:
             assert request(srv.port, f"GET /r{i} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
         # Two requests on one keep-alive connection, and one malformed request (a connection error).
         pipelined = (
-            b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n" b"GET /b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+            b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
         )
         both = request(srv.port, pipelined)
         assert both.count(b"HTTP/1.1 200") == 2
         assert request(srv.port, b"BAD\x01 / HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400")
         got = scrape_until(
             port,
-            lambda s: total(s, "granian_requests_handled_total") == n + 2
-            and total(s, "granian_connections_err_total") == 1,
+            lambda s: (
+                total(s, "granian_requests_handled_total") == n + 2
+                and total(s, "granian_connections_err_total") == 1
+            ),
             f"{n + 2} requests",
         )
     assert got[("granian_workers_spawns_total", ())] == 2
@@ -126,8 +128,9 @@ def test_static_and_blocking_pool(tmp_path: Path) -> None:
         assert request(srv.port, GET).startswith(b"HTTP/1.1 200")  # the WSGI app, in the pool
         got = scrape_until(
             port,
-            lambda s: total(s, "granian_requests_handled_total") == 3
-            and total(s, "granian_blocking_threads") >= 1,
+            lambda s: (
+                total(s, "granian_requests_handled_total") == 3 and total(s, "granian_blocking_threads") >= 1
+            ),
             "3 requests and a pool thread",
         )
     assert total(got, "granian_static_requests_handled_total") == 2

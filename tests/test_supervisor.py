@@ -285,8 +285,23 @@ def test_reload_serves_the_edit_and_survives_a_syntax_error(start, appdir: Path)
 
 
 def test_cli_serves_and_reports_a_missing_module(appdir: Path) -> None:
-    srv = Server([PY, "-m", "granian", "--interface", "asgi", "--port", "0", "--workers", "2",
-                  "--working-dir", str(appdir), "app_sup:app"], appdir)
+    srv = Server(
+        [
+            PY,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--port",
+            "0",
+            "--workers",
+            "2",
+            "--working-dir",
+            str(appdir),
+            "app_sup:app",
+        ],
+        appdir,
+    )
     try:
         srv.ready(2)
         assert pids_seen(srv.port, 2) == srv.worker_pids()

@@ -96,7 +96,7 @@ def test_pidfile(tmp_path: Path) -> None:
 def test_envfiles_merge_in_order_and_keep_real_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     a = tmp_path / "a.env"
     b = tmp_path / "b.env"
-    a.write_text("ONE=1\nTWO=from-a\nexport QUOTED=\"x y\"\nBARE\n")
+    a.write_text('ONE=1\nTWO=from-a\nexport QUOTED="x y"\nBARE\n')
     b.write_text("TWO=from-b\nSUP_REAL=file\n")
     values = envfiles.read([str(a), str(b)])
     assert values == {"ONE": "1", "TWO": "from-b", "QUOTED": "x y", "SUP_REAL": "file"}

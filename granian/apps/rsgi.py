@@ -127,9 +127,7 @@ class HTTPProtocol:
         self._cycle.respond(status, headers or (), body.encode("utf-8"))
         self._kind = _DONE
 
-    def response_bytes(
-        self, status: int = 200, headers: StrHeaders | None = None, body: bytes = b""
-    ) -> None:
+    def response_bytes(self, status: int = 200, headers: StrHeaders | None = None, body: bytes = b"") -> None:
         if self._kind:
             return
         self._cycle.respond(status, headers or (), bytes(body))
