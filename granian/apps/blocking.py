@@ -59,7 +59,7 @@ class _Outbox:
     """One loop's side of the pool: its finished calls (`drain` runs on that loop and calls their
     `done`), and whether a kick is already scheduled on it."""
 
-    __slots__ = ("loop", "items", "scheduled", "kicking", "kick")
+    __slots__ = ("loop", "items", "scheduled", "kicking", "kick", "watching")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, kick: Callable[[_Outbox], None]) -> None:
         self.loop = loop
@@ -67,6 +67,7 @@ class _Outbox:
         self.scheduled = False
         self.kicking = False
         self.kick = lambda: kick(self)
+        self.watching = False  # this loop runs the pool's watchdog (each loop its own)
 
     def post(self, done: Done, result: Any, exc: BaseException | None) -> None:
         """From a pool thread. Only the first result since the last drain wakes the loop."""
@@ -103,7 +104,6 @@ class BlockingPool:
         "_busy",
         "_parked",
         "_taken",
-        "_watching",
         "_lock",
         "_closed",
         "_outboxes",
@@ -119,7 +119,6 @@ class BlockingPool:
         self._busy = 0  # threads running calls, or woken to (they drain the queue before parking)
         self._parked: list[threading.Lock] = []  # wake locks of parked threads, last parked last
         self._taken = 0  # calls picked up so far: the watchdog's sign of progress
-        self._watching = False
         self._lock = threading.Lock()
         self._closed = False
         self._outboxes: dict[asyncio.AbstractEventLoop, _Outbox] = {}
@@ -170,9 +169,9 @@ class BlockingPool:
                 return
             if self._busy == 0:
                 self._wake()
-            if not self._watching:  # whoever takes these calls may block on one of them
-                self._watching = True
-                box.loop.call_later(WATCH_INTERVAL, self._watch, box.loop, self._taken)
+            if not box.watching:  # whoever takes these calls may block on one of them
+                box.watching = True
+                box.loop.call_later(WATCH_INTERVAL, self._watch, box, self._taken)
 
     def _wake(self) -> None:
         """Put one more thread on the queue (lock held): the last parked one, or a new one."""
@@ -186,20 +185,19 @@ class BlockingPool:
             t = threading.Thread(target=self._work, name=f"{self._name}-{self._spawned}", daemon=True)
             t.start()
 
-    def _watch(self, loop: asyncio.AbstractEventLoop, taken: int) -> None:
-        """On the loop, WATCH_INTERVAL after calls queued behind busy threads."""
+    def _watch(self, box: _Outbox, taken: int) -> None:
+        """On a loop, WATCH_INTERVAL after it queued calls."""
         with self._lock:
             if not self._queue or self._closed:
-                self._watching = False
+                box.watching = False
                 return
             if self._taken == taken or self._busy == 0:
                 self._wake()  # nothing was taken meanwhile: every busy thread is blocked
             taken = self._taken
         try:
-            loop.call_later(WATCH_INTERVAL, self._watch, loop, taken)
+            box.loop.call_later(WATCH_INTERVAL, self._watch, box, taken)
         except RuntimeError:  # the loop is closing
-            with self._lock:
-                self._watching = False
+            box.watching = False
 
     def _outbox(self, loop: asyncio.AbstractEventLoop) -> _Outbox:
         with self._lock:
