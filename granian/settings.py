@@ -46,6 +46,7 @@ from .constants import (
 )
 from .errors import ConfigurationError
 from .log import check_access_format
+from .proxy import TrustedProxies
 
 __all__ = [
     "NOT_IMPLEMENTED",
@@ -123,6 +124,31 @@ def _ip_literal(value: str) -> str:
     return text
 
 
+def _ip_list(value: object) -> object:
+    # --forwarded-allow-ips is one comma-separated string (CLI.md); a config file or the Python
+    # API may give a list, which means the same entries.
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value)
+    return value
+
+
+def _trust_list(value: str) -> str:
+    # Parsed here only to refuse a bad entry at start-up (exit 2 naming the option); workers
+    # parse it again with the same granian.proxy code (stdlib only, no pydantic).
+    TrustedProxies(value)
+    return ",".join(part.strip() for part in value.split(",") if part.strip())
+
+
+def _health_path(value: str) -> str:
+    # Matched against the request's path bytes, before the query (CLI.md "Health"): an
+    # origin-form path (RFC 9112 §3.2.1) of visible ASCII, without a query or fragment.
+    if not value.startswith("/"):
+        raise ValueError(f"'{value}' must start with '/'")
+    if not value.isascii() or not value.isprintable() or any(c in value for c in " ?#"):
+        raise ValueError(f"'{value}' must be a plain path: visible ASCII, no '?', '#' or spaces")
+    return value
+
+
 Duration = Annotated[int, BeforeValidator(_duration)]
 Octal = Annotated[int, BeforeValidator(_octal)]
 IPLiteral = Annotated[str, AfterValidator(_ip_literal)]
@@ -130,6 +156,10 @@ Strs = Annotated[tuple[str, ...], BeforeValidator(_one_or_many)]
 Files = Annotated[tuple[FilePath, ...], BeforeValidator(_one_or_many)]
 Dirs = Annotated[tuple[DirectoryPath, ...], BeforeValidator(_one_or_many)]
 Paths = Annotated[tuple[Path, ...], BeforeValidator(_one_or_many)]
+HealthPaths = Annotated[
+    tuple[Annotated[str, AfterValidator(_health_path)], ...], BeforeValidator(_one_or_many)
+]
+TrustList = Annotated[str, BeforeValidator(_ip_list), AfterValidator(_trust_list)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,6 +381,18 @@ class Settings(BaseSettings):
 
     # ---- section 3: ours
     config: Path | None = _opt(None, "TOML (.toml) or YAML (.yaml/.yml) config file.", metavar="FILE")
+    health_path: HealthPaths = _opt(
+        (), "Path answered by the server itself: 200 ok, 503 draining (repeatable).", metavar="TEXT"
+    )
+    shutdown_delay: Duration = _opt(
+        0, "On SIGTERM/SIGINT keep serving this long (health paths say 503) before draining.",
+        ge=0, duration=True,
+    )  # fmt: skip
+    proxy_headers: bool = _opt(False, "Trust X-Forwarded-* and Forwarded from --forwarded-allow-ips.")
+    forwarded_allow_ips: TrustList = _opt(
+        "127.0.0.1", "Proxies trusted for proxy headers: comma-separated IPs or CIDRs, * for all.",
+        metavar="TEXT",
+    )  # fmt: skip
 
     # ---- validators
 
