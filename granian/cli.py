@@ -149,10 +149,12 @@ def _run(**params: Any) -> None:
         raise click.UsageError(str(exc), ctx) from None
 
     # Imported here: the master's machinery is not needed for --help, --version or bad options.
-    from .supervisor import run
+    # exec_master replaces this process by the slim master (supervisor/masterproc.py): it
+    # returns only when the server could not start, or ran in this process after all.
+    from .supervisor import exec_master
 
     try:
-        code = run(settings)
+        code = exec_master(settings)
     except AppLoadError as exc:
         click.echo(f"Error: {exc}", err=True)
         code = 1

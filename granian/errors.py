@@ -1,4 +1,4 @@
-"""Error types shared by every layer (the bottom of the import graph)."""
+"""Error types and worker exit statuses shared by every layer (the bottom of the import graph)."""
 
 from __future__ import annotations
 
@@ -18,3 +18,16 @@ class ProtocolError(Exception):
     def __init__(self, msg: str, status_hint: int = 400) -> None:
         super().__init__(msg)
         self.status_hint = status_hint
+
+
+# A worker process's exit statuses, the one definition the worker (granian.server.worker,
+# granian.supervisor.workerproc) and the master (granian.supervisor.master) share. The master
+# tells "respawning cannot help" from a crash by them, as gunicorn's arbiter does with its
+# WORKER_BOOT_ERROR (3) and APP_LOAD_ERROR (4).
+EXIT_OK = 0
+# An unexpected exception escaped the worker, or it could not start its interpreter.
+EXIT_CRASH = 1
+# The app's startup failed (ASGI lifespan startup, RSGI `__rsgi_init__`).
+EXIT_STARTUP_FAILED = 3
+# The app could not be imported or resolved (AppLoadError).
+EXIT_APP_LOAD = 4

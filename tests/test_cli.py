@@ -1,6 +1,6 @@
 """The `granian` command: generated from the settings model, forwards only the options the user
 typed, reports bad values click-style (exit 2) naming the option and its source, and hands the
-resolved Settings to `granian.supervisor.run`."""
+resolved Settings to `granian.supervisor.exec_master`."""
 
 from __future__ import annotations
 
@@ -48,11 +48,12 @@ class FakeSupervisor:
 
 @pytest.fixture
 def supervisor(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSupervisor]:
-    # The real master forks workers; the command's contract is only "call run(settings) and
-    # exit with its code", so a stand-in module records the call.
+    # The real master forks workers; the command's contract is only "call exec_master(settings)
+    # (which becomes the master, or returns a status) and exit with its code", so a stand-in
+    # module records the call.
     fake = FakeSupervisor()
     module = types.ModuleType("granian.supervisor")
-    module.run = fake.run  # type: ignore[attr-defined]
+    module.exec_master = fake.run  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "granian.supervisor", module)
     yield fake
 

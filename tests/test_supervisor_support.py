@@ -21,19 +21,19 @@ import psutil
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent
 
-# Starts the master through the public entry point, with options given as JSON. `overrides`
-# bypass validation (model_copy) so that mechanisms behind a large floor (--workers-lifetime
-# >= 60 s) can be exercised in seconds.
+# Starts the master the way the CLI does (exec_master: this process becomes the slim master,
+# same PID), with options given as JSON. `overrides` bypass validation (model_copy) so that
+# mechanisms behind a large floor (--workers-lifetime >= 60 s) can be exercised in seconds.
 LAUNCHER = textwrap.dedent(
     """
     import json, sys
     from granian.settings import load
-    from granian.supervisor import run
+    from granian.supervisor import exec_master
     settings = load(json.loads(sys.argv[1]), env={})
     over = json.loads(sys.argv[2])
     if over:
         settings = settings.model_copy(update=over)
-    sys.exit(run(settings))
+    sys.exit(exec_master(settings))
     """
 )
 

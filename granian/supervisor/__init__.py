@@ -1,8 +1,10 @@
-"""The master process (docs/internals.md §5): `run(settings) -> int`.
+"""The master process (docs/internals.md §5): `run(settings) -> int`, `exec_master(settings)`.
 
 Binds once, forks `--workers` children that exec a worker interpreter (child.py, workerproc.py)
 running `granian.server.worker.serve_worker`, supervises them and returns the process exit
-status. The master never imports the app.
+status. The master never imports the app. The CLI does not call `run` itself: it calls
+`exec_master`, which replaces the CLI process by a slim interpreter that calls `run` without
+click or pydantic loaded (masterproc.py); the Python API calls `run` in its own process.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from ..errors import ConfigurationError
 # The master's modules (psutil, python-dotenv, ...) are imported on use: the worker interpreter
 # runs `granian.supervisor.workerproc`, and importing this package must not load them there.
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ..settings import Settings
     from .bind import Listener
     from .master import Hooks
+    from .masterproc import exec_master
 
-__all__ = ["Hooks", "run"]
+__all__ = ["Hooks", "exec_master", "run"]
 
 log = logging.getLogger("_granian")
 
@@ -30,6 +35,10 @@ def __getattr__(name: str) -> Any:
         from .master import Hooks
 
         return Hooks
+    if name == "exec_master":
+        from .masterproc import exec_master
+
+        return exec_master
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -42,11 +51,13 @@ def _bind(settings: Settings) -> Listener:
     return bind_tcp(settings.host, settings.port, settings.backlog, scheme)
 
 
-def run(settings: Settings, hooks: Hooks | None = None) -> int:
-    """Run the master until it stops; the return value is the process exit status."""
+def run(settings: Settings, hooks: Hooks | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Run the master until it stops; the return value is the process exit status. `env` is
+    the --env-files values when they were already read (exec_master reads them before it
+    execs); None reads them here."""
     from .. import __version__
     from ..log import configure
-    from . import envfiles, pidfile
+    from . import pidfile
     from .bind import BindError, unlink_uds
     from .master import Hooks, Master
 
@@ -70,7 +81,10 @@ def run(settings: Settings, hooks: Hooks | None = None) -> int:
     try:
         if pid_path:
             pidfile.create(pid_path)
-        env = envfiles.read([str(p) for p in settings.env_files or []])
+        if env is None:
+            from . import envfiles  # python-dotenv: the slim master never needs it
+
+            env = envfiles.read([str(p) for p in settings.env_files or []])
         if settings.reload:
             from .reload import Reloader
 

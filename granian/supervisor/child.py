@@ -21,8 +21,10 @@ import pickle
 import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, NoReturn
+
+from ..errors import EXIT_CRASH
 
 if TYPE_CHECKING:
     import socket
@@ -30,14 +32,6 @@ if TYPE_CHECKING:
     from .signals import SignalQueue
 
 log = logging.getLogger("_granian")
-
-# Distinct exit status of a worker whose app could not be imported, so the master can tell
-# "respawning cannot help" from a crash (gunicorn's APP_LOAD_ERROR is 4 for the same reason).
-EXIT_APP_LOAD = 4
-# Status for an unexpected exception escaping the worker.
-EXIT_CRASH = 1
-# serve_worker's status when the app's startup (ASGI lifespan, __rsgi_init__) failed.
-EXIT_STARTUP_FAILED = 3
 
 # linux/prctl.h: deliver a signal to this process when its parent thread exits.
 _PR_SET_PDEATHSIG = 1
@@ -79,19 +73,22 @@ def encode_static(settings_values: Mapping[str, Any], env: Mapping[str, str]) ->
     )
 
 
-def interpreter_argv(snapshot_fd: int) -> list[str]:
+def interpreter_argv(snapshot_fd: int, bootstrap: str = BOOTSTRAP, shown: Sequence[str] = ()) -> list[str]:
+    """`sys.executable`'s argv running `bootstrap` on the snapshot descriptor; `shown` only
+    follows it so that `ps` keeps showing what was started (the slim master's original argv)."""
     # The master's interpreter flags (-O, -W, -X, -I...) carry over, as multiprocessing does.
     flags_of = getattr(subprocess, "_args_from_interpreter_flags", None)
     flags: list[str] = list(flags_of()) if callable(flags_of) else []
-    return [sys.executable, *flags, "-c", BOOTSTRAP, str(snapshot_fd)]
+    return [sys.executable, *flags, "-c", bootstrap, str(snapshot_fd), *shown]
 
 
-def _snapshot_file() -> IO[bytes]:
+def snapshot_file(name: str = "granian-worker-snapshot") -> IO[bytes]:
+    """An anonymous file for a snapshot that an exec'd interpreter reads from its descriptor."""
     # A memfd has no size limit (a pipe written before exec would block past 64 KiB of env-files)
     # and never touches the disk; an unlinked temporary file elsewhere.
     if hasattr(os, "memfd_create"):
-        return os.fdopen(os.memfd_create("granian-worker-snapshot"), "w+b")
-    import tempfile  # not at module level: workerproc imports this module for the exit codes
+        return os.fdopen(os.memfd_create(name), "w+b")
+    import tempfile  # not at module level: only a system without memfd needs it
 
     return tempfile.TemporaryFile()
 
@@ -138,7 +135,7 @@ def worker_main(
         if os.getppid() != master_pid:
             # The master died between fork and prctl: the signal will never come.
             os._exit(EXIT_CRASH)
-        snap = _snapshot_file()
+        snap = snapshot_file()
         per_worker = {
             "worker_id": worker_id,
             "master_pid": master_pid,

@@ -13,15 +13,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import TYPE_CHECKING
 
+from ..errors import EXIT_APP_LOAD, EXIT_STARTUP_FAILED
 from . import procinfo
 from .bind import Listener
-from .child import EXIT_APP_LOAD, EXIT_STARTUP_FAILED, encode_static, worker_main
+from .child import encode_static, worker_main
 from .reload import Reloader
 from .signals import HANDLED, SignalQueue
 
@@ -48,7 +49,10 @@ MIB = 1024 * 1024
 
 
 @dataclass
-class Worker:
+class WorkerHandle:
+    """The master's record of one worker process it forked (the process itself runs
+    `granian.server.worker`): its slot, PID, start time and where its stop stands."""
+
     slot: int
     pid: int
     started: float
@@ -109,7 +113,7 @@ class Master:
         self.pid = os.getpid()
         self.sig = SignalQueue()
         self.death_pipe = os.pipe()
-        self.workers: dict[int, Worker] = {}
+        self.workers: dict[int, WorkerHandle] = {}
         self.spawn_at: dict[int, float] = {}
         self.roll_queue: deque[tuple[int, int, str]] = deque()
         self.roll: RollStep | None = None
@@ -130,7 +134,7 @@ class Master:
 
     # ------------------------------------------------------------------ process management
 
-    def spawn(self, slot: int, respawn_cause: str | None = None) -> Worker | None:
+    def spawn(self, slot: int, respawn_cause: str | None = None) -> WorkerHandle | None:
         metrics = self.metrics
         chan = metrics.open_channel() if metrics is not None else None
         # Block the handled signals across fork: a SIGTERM that reached the child before it reset
@@ -162,16 +166,16 @@ class Master:
             metrics.record_spawn()
             if respawn_cause is not None:
                 metrics.record_respawn(respawn_cause)
-        w = Worker(slot, pid, time.monotonic())
+        w = WorkerHandle(slot, pid, monotonic())
         self.workers[pid] = w
         log.info("Spawned worker-%d with PID: %d", slot, pid)
         return w
 
-    def stop_worker(self, w: Worker, timeout: float | None) -> None:
+    def stop_worker(self, w: WorkerHandle, timeout: float | None) -> None:
         if w.stopping:
             return
         w.stopping = True
-        w.kill_at = None if timeout is None else time.monotonic() + timeout
+        w.kill_at = None if timeout is None else monotonic() + timeout
         self._signal(w.pid, signal.SIGTERM)
 
     def _signal(self, pid: int, sig: int) -> None:
@@ -180,7 +184,7 @@ class Master:
         except ProcessLookupError:
             pass
 
-    def slot_worker(self, slot: int) -> Worker | None:
+    def slot_worker(self, slot: int) -> WorkerHandle | None:
         """The live, non-stopping worker of a slot (the newest one during a roll)."""
         found = [w for w in self.workers.values() if w.slot == slot and not w.stopping]
         return max(found, key=lambda w: w.started) if found else None
@@ -209,31 +213,37 @@ class Master:
             log.info("Watching for file changes in: %s", ", ".join(str(p) for p in paths))
         for slot in range(1, self.s.workers + 1):
             self.spawn(slot)
-        self.next_rss = time.monotonic() + float(self.s.rss_sample_interval)
+        self.next_rss = monotonic() + float(self.s.rss_sample_interval)
 
     def loop(self) -> int:
         try:
             self.start()
-            while True:
-                self.sig.wait(self._sleep_for())
-                while (signum := self.sig.pop()) is not None:
-                    self.on_signal(signum)
-                self.reap()
-                if self.stopping:
-                    if not self.workers:
-                        break
-                    self.kill_overdue()
-                    continue
-                self.kill_overdue()
-                now = time.monotonic()
-                self.check_reload()
-                self.spawn_due(now)
-                self.check_lifetime(now)
-                self.check_rss(now)
-                self.advance_roll(now)
+            while self.tick():
+                pass
         finally:
             self.close()
         return self.exit_code
+
+    def tick(self) -> bool:
+        """One turn of the loop: sleep until a signal or the next deadline, then act on what is
+        due. False once the master has stopped and every worker is reaped."""
+        self.sig.wait(self._sleep_for())
+        while (signum := self.sig.pop()) is not None:
+            self.on_signal(signum)
+        self.reap()
+        if self.stopping:
+            if not self.workers:
+                return False
+            self.kill_overdue()
+            return True
+        self.kill_overdue()
+        now = monotonic()
+        self.check_reload()
+        self.spawn_due(now)
+        self.check_lifetime(now)
+        self.check_rss(now)
+        self.advance_roll(now)
+        return True
 
     def close(self) -> None:
         for w in list(self.workers.values()):
@@ -270,7 +280,7 @@ class Master:
                     for w in self.workers.values()
                     if not (w.stopping or w.retire_queued)
                 ]
-        now = time.monotonic()
+        now = monotonic()
         return max(0.0, min([now + MAX_SLEEP, *deadlines]) - now)
 
     # ------------------------------------------------------------------ signals
@@ -312,7 +322,7 @@ class Master:
             self._signal(w.pid, signal.SIGKILL)
 
     def kill_overdue(self) -> None:
-        now = time.monotonic()
+        now = monotonic()
         for w in self.workers.values():
             if w.kill_at is not None and now >= w.kill_at:
                 log.warning("worker-%d (PID %d) did not stop in time: killing it", w.slot, w.pid)
@@ -330,7 +340,7 @@ class Master:
             if done == pid:
                 self.on_exit(self.workers.pop(pid), status)
 
-    def on_exit(self, w: Worker, status: int) -> None:
+    def on_exit(self, w: WorkerHandle, status: int) -> None:
         how = describe_status(status)
         if w.stopping:
             log.info("worker-%d (PID %d) stopped (%s)", w.slot, w.pid, how)
@@ -373,7 +383,7 @@ class Master:
             log.error("Shutting down (pass --respawn-failed-workers to replace failed workers)")
             self.shutdown(1)
             return
-        if time.monotonic() - w.started < STARTUP_WINDOW:
+        if monotonic() - w.started < STARTUP_WINDOW:
             self.early_failures += 1
             if self.early_failures >= CRASH_LOOP_LIMIT:
                 log.error(
@@ -387,7 +397,7 @@ class Master:
             self.early_failures = 0
         interval = float(self.s.respawn_interval)
         log.info("Respawning worker-%d in %.1fs (it exited unexpectedly)", w.slot, interval)
-        self.spawn_at[w.slot] = time.monotonic() + interval
+        self.spawn_at[w.slot] = monotonic() + interval
 
     def spawn_due(self, now: float) -> None:
         for slot, at in sorted(self.spawn_at.items()):
@@ -405,7 +415,7 @@ class Master:
                 w.retire_queued = True
                 self.roll_queue.append((slot, w.pid, reason))
 
-    def retire(self, w: Worker, reason: str) -> None:
+    def retire(self, w: WorkerHandle, reason: str) -> None:
         if w.retire_queued or w.stopping:
             return
         w.retire_queued = True

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 
-import psutil
-
 from ..errors import ConfigurationError
+from .procinfo import pid_exists
 
 
 def _read_pid(path: str) -> int | None:
@@ -33,7 +32,7 @@ def create(path: str) -> None:
     """Write our PID to `path`; ConfigurationError when it names another live process."""
     me = os.getpid()
     old = _read_pid(path)
-    if old is not None and old != me and psutil.pid_exists(old):
+    if old is not None and old != me and pid_exists(old):
         raise ConfigurationError(f"--pid-file {path}: names PID {old}, which is still running")
     tmp = f"{path}.{me}.tmp"
     with open(tmp, "w", encoding="ascii") as f:

@@ -18,8 +18,7 @@ from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 from .._snapshot import SettingsSnapshot
-from ..errors import AppLoadError
-from .child import EXIT_APP_LOAD, EXIT_CRASH
+from ..errors import EXIT_APP_LOAD, EXIT_CRASH, AppLoadError
 
 if TYPE_CHECKING:
     from ..settings import Settings
