@@ -259,7 +259,8 @@ class Settings(BaseSettings):
     loop: Loops = _opt(Loops.auto, "Event loop; auto = uvloop when importable.")
     opt: bool = _opt(
         False,
-        "Start each request coroutine eagerly instead of scheduling a task.",
+        "Start each request's Task eagerly (Python 3.12+; the same as the default on 3.10/3.11,"
+        " where no eager start that keeps asyncio's task contract is faster).",
         flags=("--opt",),
         env="GRANIAN_LOOP_OPT",
     )
@@ -381,6 +382,18 @@ class Settings(BaseSettings):
 
     # ---- section 3: ours
     config: Path | None = _opt(None, "TOML (.toml) or YAML (.yaml/.yml) config file.", metavar="FILE")
+    # WebSocket limits and keep-alive: uvicorn's names and defaults (--ws-max-size 16 MiB,
+    # --ws-ping-interval/--ws-ping-timeout 20 s, permessage-deflate on).
+    ws_max_message_size: int = _opt(
+        16777216, "Largest WebSocket message after decompression (bytes); over it: close 1009.", ge=1
+    )
+    ws_ping_interval: Duration = _opt(
+        20, "Send a WebSocket ping this often on an idle session; 0 turns pings off.", ge=0, duration=True
+    )
+    ws_ping_timeout: Duration = _opt(
+        20, "Close with 1011 when a WebSocket ping is not answered within this.", ge=0, duration=True
+    )
+    ws_per_message_deflate: bool = _opt(True, "Negotiate permessage-deflate (RFC 7692) when offered.")
     health_path: HealthPaths = _opt(
         (), "Path answered by the server itself: 200 ok, 503 draining (repeatable).", metavar="TEXT"
     )

@@ -25,7 +25,8 @@ or let the driver do both runs and the arithmetic:
 `GRANIAN_SRC=/some/dir` measures the `granian` package found there instead of this checkout
 (copy the tree and put the old modules in to compare before and after).
 
-Modes: `asgi` (default Task per request), `asgi-opt` (`--opt` eager), `rsgi`, `wsgi`; any of
+Modes: `asgi` (default Task per request), `asgi-opt` (`--opt` eager), `asgi-echo` (a 16 KiB
+POST echoed back, as the harness's asgi-echo16k), `rsgi`, `wsgi`; any of
 them with `-log` appended also runs the default access log (lines written to /dev/null).
 Without `--callgrind` it just serves N requests and checks every response (a smoke test).
 """
@@ -47,6 +48,12 @@ sys.path.insert(0, HERE)
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"  # what wrk sends
 EXPECT_BODY = b"\r\n\r\nHello, world!"
+# `asgi-echo`: what loadtests/post16k.lua sends, a 16 KiB POST to /echo, echoed back whole.
+ECHO_BODY = b"x" * 16384
+ECHO_REQUEST = (
+    b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Length: 16384\r\n\r\n" + ECHO_BODY
+)
 
 
 class FakeTransport:
@@ -54,17 +61,19 @@ class FakeTransport:
     with `call_soon` (as a socket read callback would arrive on a later loop turn) until `n`
     requests were served, then resolves `done`."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, n: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, n: int, echo: bool = False) -> None:
         self.loop = loop
         self.left = n
+        self.request = ECHO_REQUEST if echo else REQUEST
+        self.expect = ECHO_BODY if echo else EXPECT_BODY
         self.done: asyncio.Future[None] = loop.create_future()
         self.proto: Any = None
 
     def feed(self) -> None:
-        self.proto.data_received(REQUEST)
+        self.proto.data_received(self.request)
 
     def _wrote(self, data: bytes) -> None:
-        if not data.endswith(EXPECT_BODY):
+        if not data.endswith(self.expect):
             raise SystemExit(f"bad response: {data!r}")
         self.left -= 1
         if self.left:
@@ -147,7 +156,7 @@ async def _serve(mode: str, n: int) -> None:
 
         ctx.on_complete = make_completion_hook(make_access_log(_LogSettings()), None)
     proto = H1Protocol(ctx)
-    transport = FakeTransport(loop, n)
+    transport = FakeTransport(loop, n, echo=mode.startswith("asgi-echo"))
     transport.proto = proto
     proto.connection_made(transport)  # type: ignore[arg-type]
     loop.call_soon(transport.feed)

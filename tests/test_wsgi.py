@@ -45,7 +45,8 @@ def test_environ(server: ServerProc) -> None:
         local = c.sock.getsockname()
     assert env["REQUEST_METHOD"] == "POST"
     assert (env["SCRIPT_NAME"], env["PATH_INFO"], env["QUERY_STRING"]) == ("/mnt", "/environ", "q=%41&b")
-    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("example.org", "81")
+    # SERVER_NAME from Host, SERVER_PORT the port we listen on (RFC 3875 §4.1.15)
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("example.org", str(server.port))
     assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == (local[0], str(local[1]))
     assert (env["CONTENT_TYPE"], env["CONTENT_LENGTH"]) == ("text/x", "3")
     assert env["HTTP_X_REP"] == "a,b"

@@ -125,7 +125,8 @@ def test_environ_cgi_keys() -> None:
     assert env["PATH_INFO"] == "/caf\xc3\xa9/x/y"
     assert env["QUERY_STRING"] == "a=%20b&c"
     assert env["SERVER_PROTOCOL"] == "HTTP/1.1"
-    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("example.com", "8080")
+    # the port the request came in on (RFC 3875 §4.1.15), not Host's
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("example.com", "8000")
     assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("10.0.0.9", "51234")
     assert env["CONTENT_TYPE"] == "text/plain"
     assert env["CONTENT_LENGTH"] == "3"
@@ -144,7 +145,7 @@ def test_environ_cgi_keys() -> None:
 def test_environ_prefix_and_host_defaults() -> None:
     env = _env(b"/api/items", [(b"host", b"[::1]")], prefix="/api")
     assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/api", "/items")
-    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("[::1]", "80")
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("[::1]", "8000")
     env = _env(b"/apix", [], prefix="/api")
     assert env["PATH_INFO"] == "/apix"
     assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("127.0.0.1", "8000")
@@ -162,6 +163,7 @@ def test_builder_reuse_does_not_leak_between_requests() -> None:
     e2 = b.build("POST", b"/b", b"", "1.0", [(b"host", b"h2:99"), (b"content-type", b"t")], None, None, inp)
     assert e1["HTTP_X_ONE"] == "1" and "HTTP_X_ONE" not in e2
     assert "CONTENT_TYPE" not in e1 and e2["CONTENT_TYPE"] == "t"
+    # no server address (a Unix socket): the port comes from Host, or the scheme's default
     assert (e1["SERVER_NAME"], e1["SERVER_PORT"]) == ("h1", "443")  # https default port
     assert (e2["SERVER_NAME"], e2["SERVER_PORT"]) == ("h2", "99")
     assert (e1["PATH_INFO"], e2["PATH_INFO"], e2["SERVER_PROTOCOL"]) == ("/a", "/b", "HTTP/1.0")

@@ -163,9 +163,13 @@ class RSGIAdapter:
         # `__rsgi__` wins over calling the object (RSGI.md "Application")
         self.app: RSGIApp = app.__rsgi__ if hasattr(app, "__rsgi__") else app
         if loop is None:
-            # The worker builds adapters with its loop set but not running (internals §4), so
-            # `__rsgi_init__` may use loop.run_until_complete.
-            loop = asyncio.get_event_loop_policy().get_event_loop()
+            # The worker passes its loop (set but not running, so `__rsgi_init__` may use
+            # loop.run_until_complete). Built inside a running loop (embedding: embed.Server),
+            # that loop is the one: the policy's "current" loop may be unset or another loop.
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = asyncio.get_event_loop_policy().get_event_loop()
         self.loop = loop
         init = getattr(app, "__rsgi_init__", None)
         self._init_error: BaseException | None = None

@@ -80,7 +80,11 @@ class StaticFiles:
 
     def __init__(self, paths: StaticPaths, expires: int) -> None:
         self.paths = paths
-        self.cache_control = f"max-age={expires}"
+        # `--static-path-expires 0` disables the header (Granian's documented meaning), rather
+        # than sending `max-age=0`, which tells caches to revalidate every time.
+        self.cache_control: tuple[tuple[str, str], ...] = (
+            (("cache-control", f"max-age={expires}"),) if expires else ()
+        )
         # --metrics: an object with `static_handled`/`static_err` counters
         # (granian.server.metrics.WorkerMetrics), set by the worker before serving; None when off.
         self.metrics: Any = None
@@ -103,7 +107,7 @@ class StaticFiles:
             size, mtime = st.st_size, st.st_mtime
             etag = files.etag_for(st)
             validators: StrHeaders = [
-                ("cache-control", self.cache_control),
+                *self.cache_control,
                 ("etag", etag),
                 ("last-modified", files.http_date(mtime)),
             ]

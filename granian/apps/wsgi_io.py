@@ -241,6 +241,10 @@ class EnvironBuilder:
             else:
                 # repeated fields are combined with commas (RFC 9110 §5.3), in order
                 environ[key] = prev + "," + val
+        # SERVER_PORT is the port the request was received on (CGI, RFC 3875 §4.1.15; Granian
+        # does the same), not the one in Host: `Host: example.com` to port 8123 is still 8123.
+        # SERVER_NAME comes from Host when there is one (PEP 3333's URL reconstruction reads
+        # HTTP_HOST first anyway). Only a Unix socket, which has no port, falls back to Host's.
         if host:
             hosts = self._hosts
             split = hosts.get(host)
@@ -248,7 +252,8 @@ class EnvironBuilder:
                 split = _split_host(host, self.scheme)
                 if len(hosts) < _CACHE_MAX:
                     hosts[host] = split
-            environ["SERVER_NAME"], environ["SERVER_PORT"] = split
+            environ["SERVER_NAME"] = split[0]
+            environ["SERVER_PORT"] = str(server[1]) if server is not None else split[1]
         elif server is not None:
             environ["SERVER_NAME"], environ["SERVER_PORT"] = server[0], str(server[1])
         else:

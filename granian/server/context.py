@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..http1.limits import MAX_HEADERS, MAX_TARGET
 from ..http1.parser import H1Limits
 from ..http1.response import refresh_date
+from .eager import EAGER
 
 if TYPE_CHECKING:
     from .cycle import Cycle
@@ -63,7 +64,8 @@ class ServerContext:
         self.backpressure = backpressure
         self.root_path = root_path
         self.scheme = scheme
-        self.eager = eager
+        # --opt: an eager Task start where the Python has a correct one (granian.server.eager)
+        self.eager = eager and EAGER
         self.on_complete: Callable[[Cycle], None] | None = None
         # --metrics: the worker's counters (granian.server.metrics), None when off.
         self.metrics: WorkerMetrics | None = None

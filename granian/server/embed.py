@@ -55,7 +55,8 @@ class Server:
         sock = _bind(settings.host, settings.port, settings.backlog)
         self.port = sock.getsockname()[1]
         try:
-            adapter = make_adapter(settings.interface, self.target, settings)
+            # The caller's loop is running but need not be the policy's "current" one.
+            adapter = make_adapter(settings.interface, self.target, settings, asyncio.get_running_loop())
             worker = self._worker = Worker(settings, sock, adapter)
             if self._stop_requested:
                 worker.request_stop()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from contextvars import copy_context
 from time import perf_counter
 from typing import IO, Any
 
@@ -23,7 +22,7 @@ from ..http1.parser import F_EXPECT_CONTINUE, parse_head
 from ..http1.response import simple_response
 from .context import ServerContext
 from .cycle import Cycle
-from .eager import resume_in_task
+from .eager import start_eager
 from .sendfile import sendfile_dup
 
 __all__ = ["H1Protocol"]
@@ -267,13 +266,8 @@ class H1Protocol(asyncio.Protocol):
             # The handler finished its part synchronously (granian.server.cycle contract).
             return
         if ctx.eager:
-            # start_eager(), inlined: step the coroutine now; a Task only if it suspends.
-            context = copy_context()
-            try:
-                yielded = context.run(coro.send, None)
-            except StopIteration:
-                return
-            resume_in_task(ctx.loop, coro, yielded, context)
+            # --opt: a real Task whose first step runs now (granian.server.eager)
+            start_eager(ctx.loop, coro)
         else:
             ctx.loop.create_task(coro)
 

@@ -42,9 +42,14 @@ EXIT_OK = 0
 EXIT_STARTUP_FAILED = 3
 
 
-def make_adapter(interface: str, app: Any, settings: Any) -> Any:
+def make_adapter(
+    interface: str, app: Any, settings: Any, loop: asyncio.AbstractEventLoop | None = None
+) -> Any:
+    """`loop`: the loop the adapter serves on (RSGI hands it to `__rsgi_init__`); None means the
+    running loop (embedding)."""
     module, cls = ADAPTERS[str(interface)]
-    adapter = getattr(importlib.import_module(module), cls)(app, settings)
+    klass = getattr(importlib.import_module(module), cls)
+    adapter = klass(app, settings, loop=loop) if str(interface) == "rsgi" else klass(app, settings)
     # --static-path-*: static routes are answered before the app, for every interface.
     from ..apps.static import with_static
 
@@ -297,7 +302,7 @@ def serve_worker(settings: Any, sock: socket.socket, worker_id: int = 1) -> int:
         app = load_target(settings.app, bool(_opt(settings, "factory", False)), settings.working_dir)
         # The adapter is built with the loop current but not running: RSGI's __rsgi_init__(loop)
         # may call loop.run_until_complete there.
-        adapter = make_adapter(settings.interface, app, settings)
+        adapter = make_adapter(settings.interface, app, settings, loop)
         worker = Worker(settings, sock, adapter, worker_id)
         # The handlers stay until loop.close() removes them, so a repeated signal during the
         # final cleanup cannot kill the worker with the default action.
