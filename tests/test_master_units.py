@@ -16,7 +16,6 @@ import signal
 import socket
 from collections.abc import Iterator
 from typing import Any
-from unittest import mock
 
 import pytest
 
@@ -24,7 +23,14 @@ from granian.errors import EXIT_APP_LOAD, EXIT_STARTUP_FAILED
 from granian.settings import load
 from granian.supervisor import master as master_mod
 from granian.supervisor.bind import Listener
-from granian.supervisor.master import CRASH_LOOP_LIMIT, MIB, RELOAD_KILL_TIMEOUT, STARTUP_WINDOW, Hooks, Master
+from granian.supervisor.master import (
+    CRASH_LOOP_LIMIT,
+    MIB,
+    RELOAD_KILL_TIMEOUT,
+    STARTUP_WINDOW,
+    Hooks,
+    Master,
+)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the master is POSIX-only")
 
@@ -357,7 +363,9 @@ def test_lifetime_triggers_a_rolling_replacement(make: Any) -> None:
     assert h.live() == {1: new}
 
 
-def test_rss_over_the_limit_for_n_samples_triggers_a_replacement(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rss_over_the_limit_for_n_samples_triggers_a_replacement(
+    make: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rss: dict[int, int] = {}
     monkeypatch.setattr(master_mod.procinfo, "rss", rss.get)
     h = make(workers=2, respawn_interval=1, workers_max_rss=100, rss_sample_interval=10, rss_samples=2)
