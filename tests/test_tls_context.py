@@ -452,6 +452,19 @@ def test_mtls_chain_leaf_first(pki: PKI, run_tls: Callable[..., Outcome]) -> Non
     assert ext["client_cert_name"] == x509.load_der_x509_certificate(sent[0]).subject.rfc4514_string()
 
 
+def test_mtls_resumed_session_still_reports_client(pki: PKI, run_tls: Callable[..., Outcome]) -> None:
+    # A resumed session keeps the client's leaf (OpenSSL does not keep the rest of its chain).
+    ctx = tls.build_server_context(pki.cfg(ssl_ca=pki.files["ca"], ssl_client_verify=True), ["http/1.1"])
+    client = client_ctx(pki, pki.chained, verify_server=False)
+    first = run_tls(ctx, _client(client))
+    assert first.error is None and first.session is not None, first
+    again = run_tls(ctx, _client(client, first.session))
+    assert again.error is None and again.reused, again
+    ext = again.seen[0]["tls"]
+    assert _der(ext["client_cert_chain"][0]) == _sent(pki.chained)[0]
+    assert ext["client_cert_name"] == first.seen[0]["tls"]["client_cert_name"]
+
+
 def test_mtls_refuses_certificate_of_another_ca(pki: PKI, run_tls: Callable[..., Outcome]) -> None:
     for verify in (True, False):
         cfg = pki.cfg(ssl_ca=pki.files["ca"], ssl_client_verify=verify)
