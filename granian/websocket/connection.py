@@ -269,7 +269,7 @@ class WSConnection:
             if self._op == 1:
                 # incremental: a bad byte fails the message when it arrives, not at its end
                 try:
-                    self._parts.append(self._utf8.decode(piece, final))
+                    self._parts.append(_utf8_piece(self._utf8, piece, final))
                 except UnicodeDecodeError:
                     self._fail(1007, "invalid UTF-8 in a text message", events, out)
                     return False
@@ -403,6 +403,19 @@ class WSConnection:
         if self.close_code is None:
             return 1006, ""
         return self.close_code, self.close_reason
+
+
+def _utf8_piece(dec: Any, piece: bytes, final: bool) -> str:
+    """One piece of a text message through the incremental decoder. CPython's decoder holds
+    back an incomplete sequence; it refuses every impossible prefix at once except ED A0-BF
+    (a UTF-16 surrogate, RFC 3629 4), which it only refuses with the third byte: checked here,
+    so that byte fails the message when it arrives too."""
+    text: str = dec.decode(piece, final)
+    if not final:
+        pending = dec.getstate()[0]
+        if len(pending) == 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+            raise UnicodeDecodeError("utf-8", pending, 0, 2, "surrogate")
+    return text
 
 
 def _truncate(reason: str) -> bytes:
