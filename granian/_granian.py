@@ -1,24 +1,19 @@
 """Names Granian 2.x exposes from its native `granian._granian` module, for code that imports them.
 
 Nothing here touches psutil at import time: apps import this module for the RSGI exception types,
-and only the supervisor imports psutil (ProcInfoCollector loads it on first use).
+and only the supervisor imports psutil (ProcInfoCollector loads it on first use). granian's own
+modules import the definitions from granian.errors and granian.constants instead (this module
+sits above the supervisor, which it calls: tests/test_layering.py).
 """
 
 from __future__ import annotations
 
-import sysconfig
 from collections.abc import Iterable
 
-# True on a regular CPython build; False on a free-threaded (PEP 703, `Py_GIL_DISABLED`) build.
-BUILD_GIL: bool = not bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
-
-
-class RSGIProtocolError(RuntimeError):
-    """An RSGI call made in a state that does not allow it (e.g. a second response)."""
-
-
-class RSGIProtocolClosed(RuntimeError):
-    """The RSGI transport (HTTP stream or WebSocket) is closed."""
+# Defined in the bottom layer (errors, constants), which granian's own modules import; this
+# module is the facade that keeps Granian's import paths working for apps.
+from .constants import BUILD_GIL
+from .errors import RSGIProtocolClosed, RSGIProtocolError
 
 
 class ProcInfoCollector:

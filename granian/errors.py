@@ -20,6 +20,16 @@ class ProtocolError(Exception):
         self.status_hint = status_hint
 
 
+class RSGIProtocolError(RuntimeError):
+    """An RSGI call made in a state that does not allow it (e.g. a second response). Granian 2.x
+    names it `granian._granian.RSGIProtocolError` (re-exported there and as
+    `granian.rsgi.ProtocolError`)."""
+
+
+class RSGIProtocolClosed(RuntimeError):
+    """The RSGI transport (HTTP stream or WebSocket) is closed (`granian.rsgi.ProtocolClosed`)."""
+
+
 # A worker process's exit statuses, the one definition the worker (granian.server.worker,
 # granian.supervisor.workerproc) and the master (granian.supervisor.master) share. The master
 # tells "respawning cannot help" from a crash by them, as gunicorn's arbiter does with its

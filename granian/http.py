@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .constants import HTTP1_BUFFER_SIZE
+
 
 @dataclass
 class HTTP1Settings:
     header_read_timeout: int = 30000  # ms to receive a whole request head (slowloris guard)
     keep_alive: bool = True
-    max_buffer_size: int = 417792
+    max_buffer_size: int = HTTP1_BUFFER_SIZE
     pipeline_flush: bool = False
 
 

@@ -33,8 +33,11 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .access_log import check_access_format
 from .constants import (
     ACCESS_LOG_ATOMS,
+    DEFAULT_ACCESS_LOG_FMT,
+    HTTP1_BUFFER_SIZE,
     HTTPModes,
     Interfaces,
     LogLevels,
@@ -45,7 +48,6 @@ from .constants import (
     ThreadModes,
 )
 from .errors import ConfigurationError
-from .log import check_access_format
 from .proxy import TrustedProxies
 
 __all__ = [
@@ -207,8 +209,6 @@ _H2_MIN_FRAME = 16384
 _H2_MAX_FRAME = 16777215
 _H2_MAX_WINDOW = 2**31 - 1
 
-_DEFAULT_ACCESS_FMT = '[%(time)s] %(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3f'
-
 
 class Settings(BaseSettings):
     """Every server option, resolved. Build it with ``load()``; constructing it directly reads
@@ -274,7 +274,9 @@ class Settings(BaseSettings):
     )
     # The request head must fit in the buffer; 8192 is the smallest Granian accepts and the
     # usual per-line limit of other servers (Apache, nginx large_client_header_buffers).
-    http1_buffer_size: int = _opt(417792, "Largest HTTP/1 read buffer (request head must fit).", ge=8192)
+    http1_buffer_size: int = _opt(
+        HTTP1_BUFFER_SIZE, "Largest HTTP/1 read buffer (request head must fit).", ge=8192
+    )
     http1_keep_alive: bool = _opt(True, "HTTP/1 keep-alive.")
     http1_pipeline_flush: bool = _opt(False, "Aggregate writes of pipelined responses into one flush.")
     http2_adaptive_window: bool = _opt(False, "Grow HTTP/2 flow-control windows with measured BDP.")
@@ -303,7 +305,7 @@ class Settings(BaseSettings):
         env="GRANIAN_LOG_ACCESS_ENABLED",
     )
     access_log_fmt: str = _opt(
-        _DEFAULT_ACCESS_FMT,
+        DEFAULT_ACCESS_LOG_FMT,
         "Access-log format, %-style atoms: " + ", ".join(sorted(ACCESS_LOG_ATOMS)) + ", header{Name}.",
         env="GRANIAN_LOG_ACCESS_FMT",
         metavar="TEXT",
@@ -422,7 +424,7 @@ class Settings(BaseSettings):
     @field_validator("access_log_fmt")
     @classmethod
     def _check_access_fmt(cls, value: str) -> str:
-        # Compiled once here (granian.log) so a typo fails at start-up, not on the first request.
+        # Compiled once here (granian.access_log) so a typo fails at start-up, not on the first request.
         check_access_format(value)
         return value
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from granian.errors import ConfigurationError
-from granian.log import (
+from granian.access_log import (
     ACCESS_FLUSH_INTERVAL,
     ACCESS_FLUSH_LINES,
     DEFAULT_ACCESS_LOG_FMT,

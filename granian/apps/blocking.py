@@ -30,9 +30,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from ..constants import SERVER_LOGGER
+
 __all__ = ["BlockingPool", "WATCH_INTERVAL"]
 
-logger = logging.getLogger("_granian")
+logger = logging.getLogger(SERVER_LOGGER)
 
 # How long calls may wait behind busy threads that take nothing before one more thread is put
 # on them. 1 ms is libuv's timer resolution, and below the scheduling noise of a request that

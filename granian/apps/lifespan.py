@@ -14,9 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ..constants import SERVER_LOGGER
+
 __all__ = ["Lifespan"]
 
-logger = logging.getLogger("_granian")
+logger = logging.getLogger(SERVER_LOGGER)
 
 Message = MutableMapping[str, Any]
 

@@ -13,6 +13,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from ..constants import SERVER_LOGGER
 from ..errors import ConfigurationError
 
 # The master's modules (psutil, python-dotenv, ...) are imported on use: the worker interpreter
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Hooks", "exec_master", "run"]
 
-log = logging.getLogger("_granian")
+log = logging.getLogger(SERVER_LOGGER)
 
 
 def __getattr__(name: str) -> Any:

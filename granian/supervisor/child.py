@@ -24,6 +24,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
+from ..constants import SERVER_LOGGER
 from ..errors import EXIT_CRASH
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
     from .signals import SignalQueue
 
-log = logging.getLogger("_granian")
+log = logging.getLogger(SERVER_LOGGER)
 
 # linux/prctl.h: deliver a signal to this process when its parent thread exits.
 _PR_SET_PDEATHSIG = 1

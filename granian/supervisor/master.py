@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from time import monotonic
 from typing import TYPE_CHECKING
 
+from ..constants import SERVER_LOGGER
 from ..errors import EXIT_APP_LOAD, EXIT_STARTUP_FAILED
 from . import procinfo
 from .bind import Listener
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from ..settings import Settings
     from .metrics import MetricsExporter
 
-log = logging.getLogger("_granian")
+log = logging.getLogger(SERVER_LOGGER)
 
 Hook = Callable[[], object]
 

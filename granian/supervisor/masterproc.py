@@ -27,12 +27,13 @@ import sys
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 from .._snapshot import SettingsSnapshot
+from ..constants import SERVER_LOGGER
 from ..errors import EXIT_CRASH, ConfigurationError
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
-log = logging.getLogger("_granian")
+log = logging.getLogger(SERVER_LOGGER)
 
 # What the new interpreter runs (argv: the snapshot's descriptor, then the original argv, shown
 # by `ps` only). As child.BOOTSTRAP: the CLI process's sys.path first, then granian is imported.

@@ -25,10 +25,11 @@ import threading
 import time
 from typing import Any
 
+from ..constants import SERVER_LOGGER
 from ..errors import ConfigurationError
 from ..server import metrics as wm
 
-log = logging.getLogger("_granian")
+log = logging.getLogger(SERVER_LOGGER)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # A scrape request is one small head; more than this is not a scraper (HTTP servers commonly cap

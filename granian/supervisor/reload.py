@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..constants import SERVER_LOGGER
 from ..errors import ConfigurationError
 
-log = logging.getLogger("_granian")
+log = logging.getLogger(SERVER_LOGGER)
 
 
 def build_filter(

@@ -18,12 +18,13 @@ from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 from .._snapshot import SettingsSnapshot
+from ..constants import SERVER_LOGGER
 from ..errors import EXIT_APP_LOAD, EXIT_CRASH, AppLoadError
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
-log = logging.getLogger("_granian")
+log = logging.getLogger(SERVER_LOGGER)
 
 # Without a kill timeout, how long an orphaned worker may drain before it exits regardless:
 # nobody is left to enforce --workers-kill-timeout, and an orphan must never live on.
