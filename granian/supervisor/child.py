@@ -1,7 +1,8 @@
 """What a freshly forked worker does before it becomes a new interpreter (docs/internals.md §5).
 
-The master has imported pydantic, click and psutil; a forked worker would carry them (16-25 MiB of
-RSS per worker) for its whole life. So right after fork the child re-executes a fresh Python
+A master may hold pydantic and psutil (the Python API runs the master in the caller's process,
+masterproc.py), and any master holds its own modules; a forked worker would carry them (16-25 MiB
+of RSS per worker) for its whole life. So right after fork the child re-executes a fresh Python
 (`os.execv`, multiprocessing's "spawn" start method does the same for the same reason) that
 runs `granian.supervisor.workerproc`, and hands it everything it needs through descriptors:
 the listening socket, the death pipe, the metrics pipe and a memfd holding the pickled settings
