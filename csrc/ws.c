@@ -19,18 +19,28 @@
 #define WS_HAVE_SSE2 0
 #endif
 
-/* Record offsets and lengths are 32-bit words. */
-#define WS_MAX_DST ((size_t)0xFFFFFFFFu)
+/* The summary's byte field is 31 bits (the result stays positive); its count field 20 bits. */
+#define WS_MAX_DST ((size_t)0x7FFFFFFFu)
+#define WS_MAX_REC 0xFFFFFu
 
 /* dst[i] = src[i] ^ key[(phase + i) & 3]: 64 then 16 bytes per step with SSE2, then 8 with a
- * 64-bit word, then single bytes. The key is rotated by phase into 16 bytes once, so every
- * step starts at a multiple of 4 payload bytes from the rotated key's origin. Loads go
- * through memcpy / loadu: src and dst have any alignment. */
+ * 64-bit word, then single bytes (below 8 bytes, single bytes only). The key is rotated by
+ * phase into 16 bytes once, so every step starts at a multiple of 4 payload bytes from the
+ * rotated key's origin. Loads go through memcpy / loadu: src and dst have any alignment. */
 static void xor_copy(unsigned char *dst, const unsigned char *src, size_t n, const unsigned char *key,
                      uint32_t phase, int simd) {
-    unsigned char k[16];
-    for (unsigned i = 0; i < 16; i++) k[i] = key[(phase + i) & 3];
     size_t i = 0;
+    if (n < 8) {
+        for (; i < n; i++) dst[i] = (unsigned char)(src[i] ^ key[(phase + i) & 3]);
+        return;
+    }
+    /* the key rotated by phase, four times over: k[j] == key[(phase + j) & 3] */
+    unsigned char k[16], twice[8];
+    memcpy(twice, key, 4);
+    memcpy(twice + 4, key, 4);
+    memcpy(k, twice + phase, 4);
+    memcpy(k + 4, k, 4);
+    memcpy(k + 8, k, 8);
 #if WS_HAVE_SSE2
     if (simd) {
         const __m128i m = _mm_loadu_si128((const __m128i *)(const void *)k);
@@ -127,18 +137,22 @@ static int take_header(ws_decoder *d, const unsigned char *h) {
     return 0;
 }
 
-void ws_decoder_init(ws_decoder *d, uint64_t max_message, uint32_t rsv_allowed, int require_mask) {
+void ws_decoder_init(ws_decoder *d, ws_out *out, uint64_t max_message, uint32_t rsv_allowed,
+                     int require_mask) {
     memset(d, 0, sizeof(*d));
+    d->out = out;
     d->max_message = max_message;
     d->rsv_allowed = rsv_allowed & 0x70;
     d->require_mask = require_mask ? 1 : 0;
 }
 
-int ws_decode(ws_decoder *d, ws_out *o, const char *buf, size_t len, size_t start) {
+int64_t ws_decode_from(ws_decoder *d, const char *buf, size_t len, size_t start) {
     const unsigned char *b = (const unsigned char *)buf;
+    ws_out *o = d->out;
+    if (!o) return -WS_E_ARGS;
     o->nrec = 0;
     o->consumed = start;
-    if (start > len || !o->rec || (!o->dst && o->dst_cap) || o->rec_cap > 0x7FFFFFFFu) return -WS_E_ARGS;
+    if (start > len || !o->rec || (!o->dst && o->dst_cap) || o->rec_cap > WS_MAX_REC) return -WS_E_ARGS;
     if (d->error) return -d->error;
     size_t dst_cap = o->dst_cap < WS_MAX_DST ? o->dst_cap : WS_MAX_DST;
     size_t pos = start, dpos = 0;
@@ -245,8 +259,11 @@ int ws_decode(ws_decoder *d, ws_out *o, const char *buf, size_t len, size_t star
         if (err != WS_E_FULL) d->error = err;
         return -err;
     }
-    return (int)nrec;
+    uint32_t last = nrec ? o->rec[(size_t)WS_REC_WORDS * (nrec - 1)] : 0;
+    return (int64_t)(((uint64_t)dpos << 32) | ((uint64_t)nrec << 12) | last);
 }
+
+int64_t ws_decode(ws_decoder *d, const char *buf, size_t len) { return ws_decode_from(d, buf, len, 0); }
 
 size_t ws_frame_header(char *out, unsigned int b0, uint64_t len, const char *key) {
     unsigned char *h = (unsigned char *)out;

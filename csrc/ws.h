@@ -6,7 +6,7 @@
  * No malloc, no globals, no Python.h, no callbacks. The decoder state lives in a ws_decoder
  * the caller owns (one per connection, a few dozen bytes); the output space lives in a ws_out
  * the caller may share between connections of one thread (the Python side reads every record
- * back before the next call).
+ * back before the next call); the decoder points at it, so a call takes three arguments.
  *
  * Frames may be split anywhere: a header that stops short is kept in the decoder (14 bytes at
  * most) and completed by the next call; a payload that stops short gives a record for the
@@ -21,10 +21,15 @@
  * A frame whose header arrived but none of its payload yields a START record of 0 bytes, so
  * the header's facts are known before its payload arrives.
  *
- * Result (return value):
- *   >= 0            everything up to len was consumed; that many records were written;
+ * Result (return value, 64-bit):
+ *   >= 0            everything up to len was consumed. The value is a summary, so the common
+ *                   case (one whole frame per chunk) needs no record read back:
+ *                     bits 0-11   the info word of the last record written (0 if none),
+ *                     bits 12-31  the number of records written,
+ *                     bits 32-62  the payload bytes written to o->dst (the first record of a
+ *                                 call starts at offset 0, so with one record, its length);
  *   -WS_E_FULL      o->rec or o->dst is full: o->nrec records were written and o->consumed is
- *                   the absolute index reached; read the records, then call again from there;
+ *                   the absolute index reached; read the records, then ws_decode_from() there;
  *   -WS_E_*         a protocol error (sticky: later calls return it again). The o->nrec records
  *                   before the offending frame are valid and the caller should act on them
  *                   first; o->consumed is where the offending frame starts or stops.
@@ -69,16 +74,17 @@ enum {
 
 typedef struct {
     uint32_t *rec;    /* WS_REC_WORDS words per record */
-    uint32_t rec_cap; /* records */
+    uint32_t rec_cap; /* records, below 2**20 (the summary's count field) */
     uint32_t nrec;    /* out: records written by the last call */
     char *dst;        /* unmasked payload bytes */
-    size_t dst_cap;   /* bytes; at most 2**32 - 1, a record's offset is 32 bits */
+    size_t dst_cap;   /* bytes; at most 2**31 - 1 are used (the summary's byte field) */
     size_t consumed;  /* out: absolute index in buf reached by the last call */
     int simd;         /* 0: unmask with the word loop only (tests cover both paths) */
 } ws_out;
 
 typedef struct {
     /* configuration, set once (ws_decoder_init) */
+    ws_out *out;           /* where records and payload go: the thread's output space */
     uint64_t max_message;  /* payload bytes of an uncompressed data message; 0: unbounded */
     uint32_t rsv_allowed;  /* RSV bits of byte 0 an extension owns: 0x40 with permessage-deflate */
     uint32_t require_mask; /* 1 on the server side */
@@ -97,8 +103,12 @@ typedef struct {
     unsigned char hdr[14];
 } ws_decoder;
 
-void ws_decoder_init(ws_decoder *d, uint64_t max_message, uint32_t rsv_allowed, int require_mask);
-int ws_decode(ws_decoder *d, ws_out *o, const char *buf, size_t len, size_t start);
+void ws_decoder_init(ws_decoder *d, ws_out *out, uint64_t max_message, uint32_t rsv_allowed,
+                     int require_mask);
+/* Decodes buf[0:len). */
+int64_t ws_decode(ws_decoder *d, const char *buf, size_t len);
+/* Decodes buf[start:len): after -WS_E_FULL, from o->consumed. */
+int64_t ws_decode_from(ws_decoder *d, const char *buf, size_t len, size_t start);
 /* Writes a frame header (2, 4 or 10 bytes; 4 more with a mask key) to out, which holds at
  * least 14 bytes; b0 is FIN | RSV | opcode; key is NULL for server frames (5.1). Returns the
  * header's length, the minimal encoding of len (5.2). */

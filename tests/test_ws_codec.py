@@ -385,3 +385,18 @@ def test_websockets_library_frames_decode_the_same() -> None:
     except StopIteration as stop:
         frame = stop.value
     assert frame.opcode == Opcode.BINARY and frame.data == b"z" * 70000
+
+
+def test_summary_word() -> None:
+    """The summary a successful call returns: payload bytes << 32 | records << 12 | last info."""
+    dec = FrameDecoder()
+    dec.feed(ref_frame(0x81, b"x" * 16))
+    assert dec.summary == (16 << 32) | (1 << 12) | (0x81 | codec.REC_START | codec.REC_END)
+    third = ref_frame(0x02, b"abc")
+    dec.feed(ref_frame(0x82, b"ab") + ref_frame(0x89, b"ping") + third[:7])
+    # three records, the last an open START piece with 1 byte: 2 + 4 + 1 payload bytes
+    assert dec.summary == (7 << 32) | (3 << 12) | (0x02 | codec.REC_START)
+    dec.feed(third[7:])
+    assert dec.summary == (2 << 32) | (1 << 12) | (0x02 | codec.REC_END)
+    dec.feed(b"")
+    assert dec.summary == 0

@@ -1,11 +1,12 @@
 """cffi wrapper over csrc/ws.c, the WebSocket frame codec (contract: csrc/ws.h).
 
 The sole importer of `granian._native`'s `ws_*` functions. The hot path (`connection.py`)
-takes the raw pieces from here: `new_decoder()` for a connection's decoder state, `scratch()`
-for the calling thread's output space, `decode` (the C function itself, one call per received
-chunk) and `REC` to read a record. `FrameDecoder` wraps the same calls in a convenient, slower
-interface for tests and tools. `frame_header()` and `header_table()` build server frame
-headers in C.
+takes the raw pieces from here: `new_decoder()` for a connection's decoder state (it points at
+the calling thread's output space, `scratch()`), `decode` (the C function itself, one call
+per received chunk, three arguments) whose summary result says how many records it wrote,
+what the last one was and how many payload bytes, and `REC` to read a record when needed.
+`FrameDecoder` wraps the same calls in a convenient, slower interface for tests and tools.
+`frame_header()` and `header_table()` build server frame headers in C.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ __all__ = [
     "FrameError",
     "Scratch",
     "decode",
+    "decode_from",
     "frame_header",
     "header_table",
     "mask",
     "new_decoder",
     "scratch",
+    "summary_count",
 ]
 
 REC_START: Final[int] = lib.WS_REC_START
@@ -74,7 +77,21 @@ DST_CAP: Final[int] = 256 * 1024
 REC: Final = struct.Struct("=3I")
 
 decode: Final = lib.ws_decode
-"""`decode(decoder, out, buf, len, start) -> int`: the C call itself (see csrc/ws.h)."""
+"""`decode(decoder, buf, len) -> int`: the C call itself (see csrc/ws.h): a summary >= 0, or
+-E_* (-E_FULL: call `decode_from(decoder, buf, len, out.consumed)` after reading the records)."""
+decode_from: Final = lib.ws_decode_from
+
+#: The summary's fields: the last record's info, the record count, the payload bytes.
+SUMMARY_INFO: Final[int] = 0xFFF
+SUMMARY_COUNT_SHIFT: Final[int] = 12
+SUMMARY_COUNT_MASK: Final[int] = 0xFFFFF
+SUMMARY_BYTES_SHIFT: Final[int] = 32
+
+
+def summary_count(result: int) -> int:
+    """The number of records a successful decode call wrote."""
+    return (result >> SUMMARY_COUNT_SHIFT) & SUMMARY_COUNT_MASK
+
 
 _nozero = ffi.new_allocator(should_clear_after_alloc=False)
 
@@ -114,13 +131,17 @@ def scratch() -> Scratch:
     return _SCRATCH
 
 
-def new_decoder(max_message: int, rsv_allowed: int = 0, require_mask: bool = True) -> Any:
-    """A zeroed decoder state (`ws_decoder *`). `max_message` bounds an uncompressed data
-    message (0: unbounded); `rsv_allowed` is 0x40 when permessage-deflate owns RSV1."""
+def new_decoder(
+    max_message: int, rsv_allowed: int = 0, require_mask: bool = True, space: Scratch | None = None
+) -> Any:
+    """A fresh decoder state (`ws_decoder *`) writing into `space` (default: the calling
+    thread's). `max_message` bounds an uncompressed data message (0: unbounded);
+    `rsv_allowed` is 0x40 when permessage-deflate owns RSV1. The caller keeps `space` alive
+    as long as the decoder (the thread's own lives as long as the thread)."""
     if max_message < 0 or max_message >= 1 << 64:
         raise ValueError("max_message out of range")
     d = ffi.new("ws_decoder *")
-    lib.ws_decoder_init(d, max_message, rsv_allowed, 1 if require_mask else 0)
+    lib.ws_decoder_init(d, (space or _SCRATCH).out, max_message, rsv_allowed, 1 if require_mask else 0)
     return d
 
 
@@ -198,25 +219,28 @@ class FrameDecoder:
         rec_cap: int = REC_CAP,
         dst_cap: int = DST_CAP,
     ) -> None:
-        self._dec = new_decoder(max_message, rsv_allowed, require_mask)
         self._s = Scratch()
         self._s.rebuild(rec_cap, dst_cap, simd)
+        self._dec = new_decoder(max_message, rsv_allowed, require_mask, self._s)
         self.calls = 0
+        #: the summary of the last successful call
+        self.summary = 0
 
     def feed(self, data: bytes) -> list[Record]:
         s = self._s
         records: list[Record] = []
         start = 0
         while True:
-            n = decode(self._dec, s.out, data, len(data), start)
+            n = decode_from(self._dec, data, len(data), start)
             self.calls += 1
-            count = n if n >= 0 else s.out.nrec
+            count = summary_count(n) if n >= 0 else s.out.nrec
             for i in range(count):
                 info, off, ln = REC.unpack_from(s.words, 4 * REC_WORDS * i)
                 records.append(
                     Record(info & 0xFF, bool(info & REC_START), bool(info & REC_END), s.view[off : off + ln])
                 )
             if n >= 0:
+                self.summary = n
                 return records
             if n != -E_FULL:
                 raise FrameError(-n, records)

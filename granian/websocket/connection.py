@@ -100,7 +100,15 @@ _FINAL: Final[int] = codec.REC_END | 0x80  # the last piece of a message's last 
 _REC_SIZE: Final[int] = codec.REC.size
 _unpack: Final = codec.REC.unpack_from
 _decode: Final = codec.decode
+_decode_from: Final = codec.decode_from
 _E_FULL: Final[int] = codec.E_FULL
+# the summary bits that say "exactly one record, a whole final text (binary) frame": sign bit
+# (errors are negative), record count and last info
+_SUMMARY_ONE: Final[int] = (
+    (1 << 63) | (codec.SUMMARY_COUNT_MASK << codec.SUMMARY_COUNT_SHIFT) | codec.SUMMARY_INFO
+)
+_ONE_TEXT: Final[int] = (1 << codec.SUMMARY_COUNT_SHIFT) | _WHOLE_TEXT
+_ONE_BINARY: Final[int] = (1 << codec.SUMMARY_COUNT_SHIFT) | _WHOLE_BINARY
 _Utf8Decoder: Final = codecs.getincrementaldecoder("utf-8")
 
 # headers of server frames of 0..125 bytes, by first byte: one tuple index per small frame
@@ -185,33 +193,33 @@ class WSConnection:
         """Bytes from the peer -> (events, bytes to write)."""
         if self.state == CLOSED:
             return [], b""
-        n = _decode(self._dec, self._out, data, len(data), 0)
-        if n == 1 and not self._op:
-            # one whole message in one chunk, the usual case: one C call, one slice
-            info, off, ln = _unpack(self._words)
-            if info == _WHOLE_TEXT:
-                try:
-                    return [self._view[off : off + ln].decode()], b""
-                except UnicodeDecodeError:
-                    events: list[Event] = []
-                    out: list[bytes] = []
-                    self._fail(1007, "invalid UTF-8 in a text message", events, out)
-                    return events, b"".join(out)
-            if info == _WHOLE_BINARY:
-                return [self._view[off : off + ln]], b""
+        n = _decode(self._dec, data, len(data))
+        # one whole text or binary message in the chunk, the usual case: the summary says so
+        # (one record, its info, its length; it starts at offset 0), no record is read back
+        kind = n & _SUMMARY_ONE
+        if kind == _ONE_TEXT:
+            try:
+                return [self._view[0 : n >> 32].decode()], b""
+            except UnicodeDecodeError:
+                events: list[Event] = []
+                out: list[bytes] = []
+                self._fail(1007, "invalid UTF-8 in a text message", events, out)
+                return events, b"".join(out)
+        if kind == _ONE_BINARY:
+            return [self._view[0 : n >> 32]], b""
         return self._feed_records(n, data)
 
     def _feed_records(self, n: int, data: bytes) -> tuple[list[Event], bytes]:
         events: list[Event] = []
         out: list[bytes] = []
         while True:
-            count = n if n >= 0 else self._out.nrec
+            count = (n >> 12) & 0xFFFFF if n >= 0 else self._out.nrec
             if count and not self._records(count, events, out):
                 break  # closed or failed: the rest of the chunk is not read (7.1.7)
             if n >= 0:
                 break
             if n == -_E_FULL:
-                n = _decode(self._dec, self._out, data, len(data), self._out.consumed)
+                n = _decode_from(self._dec, data, len(data), self._out.consumed)
                 continue
             code, reason = codec.ERROR_CLOSE[-n]
             self._fail(code, reason, events, out)
