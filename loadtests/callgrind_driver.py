@@ -134,7 +134,10 @@ def _adapter(mode: str) -> Any:
 
 async def _serve(mode: str, n: int) -> None:
     from granian.server.context import ServerContext
-    from granian.server.protocol import H1Protocol
+    try:
+        from granian.server.h1 import H1Protocol
+    except ImportError:  # a tree from before the cycle-core refactor (GRANIAN_SRC)
+        from granian.server.protocol import H1Protocol  # type: ignore[no-redef]
 
     loop = asyncio.get_running_loop()
     adapter = _adapter(mode)

@@ -11,7 +11,7 @@ import pytest
 from granian.http1.response import build_head
 from granian.server.context import ServerContext
 from granian.server.cycle import Cycle
-from granian.server.protocol import H1Protocol
+from granian.server.h1 import H1Protocol
 
 
 class FakeTransport:

@@ -13,7 +13,7 @@ from test_h1_protocol_unit import FakeTransport, run, settle
 from granian.http1 import response
 from granian.http1.response import FRAME_CHUNKED, FRAME_LENGTH, FRAME_NONE, build_head
 from granian.server.cycle import Cycle
-from granian.server.protocol import H1Protocol
+from granian.server.h1 import H1Protocol
 
 CASES: list[tuple[int, list[tuple[Any, Any]], int, int, bool, bool]] = [
     (200, [(b"content-type", b"text/plain")], 5, 1, True, False),

@@ -87,16 +87,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ),
 }
 
-# Current violations, each removed by the refactor of issue 11. The test also fails when an entry
-# no longer occurs: delete it then.
-KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    ("granian.apps.asgi", "granian.server.cycle"),  # fixed by the cycle-core refactor
-    ("granian.apps.rsgi", "granian._granian"),  # fixed by the cycle-core refactor
-    ("granian.apps.rsgi", "granian.server.cycle"),  # fixed by the cycle-core refactor
-    ("granian.apps.static", "granian.server.cycle"),  # fixed by the cycle-core refactor
-    ("granian.apps.wsgi", "granian.server.cycle"),  # fixed by the cycle-core refactor
-    ("granian.server.worker", "granian._granian"),  # fixed by the cycle-core refactor
-}
+# Imports that go against the map and are not fixed yet. The test also fails when an entry no
+# longer occurs: delete it then. (Empty since the cycle-core refactor of issue 11.)
+KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 
 # The sans-I/O layer never does I/O itself (stdlib top-level names).
 NO_IO = frozenset({"asyncio", "socket", "ssl", "selectors", "select", "uvloop"})
@@ -114,11 +107,9 @@ MASTER_ONLY: dict[tuple[str, str], str] = {
     ("granian.supervisor", "_bind"): "the master binds; a worker gets the listening socket by descriptor",
     ("granian.supervisor", "__getattr__"): "Hooks / exec_master, for the Python API and the CLI",
 }
-# Heavy modules a worker can reach today. psutil: server.worker imports granian._granian for
-# BUILD_GIL, and _granian.ProcInfoCollector.memory imports supervisor.procinfo (psutil) on use.
-KNOWN_WORKER_HEAVY: set[str] = {
-    "psutil",  # fixed by the cycle-core refactor (server.worker reads granian.constants.BUILD_GIL)
-}
+# Heavy modules a worker can still reach (the list may only shrink; empty since server.worker
+# reads granian.constants.BUILD_GIL instead of granian._granian).
+KNOWN_WORKER_HEAVY: set[str] = set()
 
 
 @dataclass(frozen=True)

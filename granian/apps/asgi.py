@@ -13,14 +13,15 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
+from ..constants import SERVER_LOGGER
 from .lifespan import Lifespan
 
 if TYPE_CHECKING:
-    from ..server.cycle import Cycle
+    from .._types import RequestCycle as Cycle
 
 __all__ = ["ASGI_VERSION", "ASGIAdapter", "ASGINLAdapter", "decode_path"]
 
-logger = logging.getLogger("_granian")
+logger = logging.getLogger(SERVER_LOGGER)
 
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[

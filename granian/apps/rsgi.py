@@ -13,16 +13,18 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .._granian import RSGIProtocolClosed, RSGIProtocolError
+from .._types import ClientDisconnected
+from ..constants import SERVER_LOGGER
+from ..errors import RSGIProtocolClosed, RSGIProtocolError
 from .rsgi_types import Headers, Scope, decode_path
 from .static import send_path
 
 if TYPE_CHECKING:
-    from ..server.cycle import Cycle
+    from .._types import RequestCycle as Cycle
 
 __all__ = ["HTTPProtocol", "HTTPStreamTransport", "RSGIAdapter"]
 
-logger = logging.getLogger("_granian")
+logger = logging.getLogger(SERVER_LOGGER)
 
 RSGIApp = Callable[[Scope, Any], Awaitable[None]]
 StrHeaders = list[tuple[str, str]]
@@ -49,7 +51,6 @@ class HTTPStreamTransport:
         self._cycle = cycle
 
     async def send_bytes(self, data: bytes) -> None:
-        from ..server.cycle import ClientDisconnected
 
         try:
             await self._cycle.write(data)

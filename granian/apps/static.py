@@ -12,12 +12,13 @@ import os
 from collections.abc import Callable, Coroutine, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
+from .._types import ClientDisconnected
 from . import files
 from .mime import guess_type
 from .static_paths import NOT_FOUND, StaticPaths
 
 if TYPE_CHECKING:
-    from ..server.cycle import Cycle
+    from .._types import RequestCycle as Cycle
 
 __all__ = ["StaticAdapter", "send_file", "send_path", "with_static"]
 
@@ -40,7 +41,6 @@ async def send_file(
 ) -> None:
     """Send `count` bytes of the open `file` from `offset` as the whole response body, with
     `content-length` set here. A client that leaves mid-way just ends the response."""
-    from ..server.cycle import ClientDisconnected
 
     headers.append(("content-length", str(count)))
     cycle.start(status, headers)

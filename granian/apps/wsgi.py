@@ -17,16 +17,17 @@ from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ..constants import SERVER_LOGGER
 from .blocking import BlockingPool
 from .static import send_file
 from .wsgi_io import EnvironBuilder, FileWrapper, WSGIInput
 
 if TYPE_CHECKING:
-    from ..server.cycle import Cycle
+    from .._types import RequestCycle as Cycle
 
 __all__ = ["WSGIAdapter"]
 
-logger = logging.getLogger("_granian")
+logger = logging.getLogger(SERVER_LOGGER)
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
 StrHeaders = list[tuple[str, str]]

@@ -9,12 +9,14 @@ from typing import Literal, Protocol
 from granian.http2.config import H2Config
 from granian.http2.events import CANCEL, NO_ERROR, Event, Headers
 
+from ..constants import SERVER_LOGGER
+
 __all__ = ["EngineName", "Session", "engine_status", "new_session", "select_engine"]
 
 EngineName = Literal["nghttp2", "h2"]
 
 # granian.log's server logger, by name: this layer does no I/O and imports nothing above it.
-_log = logging.getLogger("_granian")
+_log = logging.getLogger(SERVER_LOGGER)
 _lock = threading.Lock()
 _logged = False
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..http1.limits import MAX_HEADERS, MAX_TARGET
@@ -21,13 +21,11 @@ from ..http1.response import refresh_date
 from .eager import EAGER
 
 if TYPE_CHECKING:
-    from .cycle import Cycle
+    from .._types import Connection, Handler
     from .metrics import WorkerMetrics
-    from .protocol import H1Protocol
 
 __all__ = ["ServerContext"]
 
-Handler = Callable[["Cycle"], Coroutine[Any, Any, None] | None]
 
 # Longest gap between ticks: the `date` header has one-second resolution (RFC 9110 §5.6.7).
 _TICK_MAX = 1.0
@@ -66,12 +64,12 @@ class ServerContext:
         self.scheme = scheme
         # --opt: an eager Task start where the Python has a correct one (granian.server.eager)
         self.eager = eager and EAGER
-        self.on_complete: Callable[[Cycle], None] | None = None
+        self.on_complete: Callable[[Any], None] | None = None
         # --metrics: the worker's counters (granian.server.metrics), None when off.
         self.metrics: WorkerMetrics | None = None
-        self.connections: set[H1Protocol] = set()
+        self.connections: set[Connection] = set()
         self.active = 0
-        self.waiting: deque[H1Protocol] = deque()
+        self.waiting: deque[Connection] = deque()
         self.draining = False
         self.now = loop.time()
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -114,7 +112,7 @@ class ServerContext:
         if not self.connections and self._idle_waiter is not None and not self._idle_waiter.done():
             self._idle_waiter.set_result(None)
 
-    def connection_closed(self, conn: H1Protocol) -> None:
+    def connection_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
         if self.draining:
             self._check_idle()

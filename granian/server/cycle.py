@@ -1,9 +1,15 @@
-"""The request cycle: the one interface ASGI, RSGI, WSGI and static files speak to.
+"""The request cycle core: the one interface ASGI, RSGI, WSGI and static files speak to.
 
-One `Cycle` object per request. Interface adapters never touch transports or parser objects;
+One `Cycle` object per request, on any protocol. It keeps what is protocol-neutral: the body
+queue, the waiters, disconnect, fail and abort. The framing goes through its carrier
+(`granian._types.Carrier`): the HTTP/1 connection (granian.server.h1) does Content-Length or
+chunked framing and `100 Continue`; an HTTP/2 stream will do DATA frames and END_STREAM. The
+adapters see it as `granian._types.RequestCycle` and never import this module.
+
+Interface adapters never touch transports or parser objects;
 they read the request from the cycle's attributes, read the body with `read()`, and answer with
 `respond()` (whole body, one write) or `start()` / `write()` / `sendfile()` / `finish()`
-(streamed). The cycle is created by the connection (granian.server.protocol) and is cheap on
+(streamed). The cycle is created by the connection (granian.server.h1) and is cheap on
 purpose: plain slots, no per-request futures unless someone actually waits.
 
 Contract
@@ -23,7 +29,8 @@ The worker builds one adapter per worker: `Adapter(app, settings)` with
   connection moves on to its next request as soon as the response is complete.
 - `await adapter.startup() -> bool` before serving (False: the worker exits non-zero) and
   `await adapter.shutdown() -> None` after draining. (ASGI lifespan, `__rsgi_init__`/`__rsgi_del__`.)
-- Adapters are registered in granian.server.worker.ADAPTERS by interface name.
+- Adapters are registered in granian.server.worker.ADAPTERS by interface name. Their type is
+  `granian._types.Adapter`.
 
 Request attributes (read-only)
 ------------------------------
@@ -96,34 +103,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterable
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
-from ..http1.conn import CONTINUE_RESPONSE
-from ..http1.response import (
-    FRAME_CHUNKED,
-    FRAME_CLOSE,
-    FRAME_LENGTH,
-    FRAME_NONE,
-    build_head,
-    simple_response,
-)
-
-if TYPE_CHECKING:
-    from .protocol import H1Protocol
+from .._types import Carrier, ClientDisconnected, Headers
+from ..constants import SERVER_LOGGER
 
 __all__ = ["ClientDisconnected", "Cycle", "Headers"]
 
-logger = logging.getLogger("_granian")
-
-Headers = Iterable[tuple[bytes | str, bytes | str]]
+logger = logging.getLogger(SERVER_LOGGER)
 
 _500_BODY = b"Internal Server Error"
 _SENDFILE_CHUNK = 256 * 1024  # read size of the sendfile fallback, as asyncio's own fallback
-
-
-class ClientDisconnected(ConnectionResetError):
-    """Raised by `write`/`sendfile` once the client connection is gone."""
+_QUEUED, _PAUSED, _CLOSING = 0, 1, 2  # Carrier.send_data results
+_FILE_COPY, _FILE_RAW, _FILE_SKIP = 0, 1, 2  # Carrier.file_mode results
 
 
 class Cycle:
@@ -140,46 +132,37 @@ class Cycle:
     _body_size = 0
     _read_waiter: asyncio.Future[None] | None = None
     _done_waiter: asyncio.Future[None] | None = None
-    _framing = FRAME_NONE
-    _pending_head: bytes | None = None
-    _expected = -1
     # Per-request values with a common default, stored only when they differ.
     http_version = "1.1"
-    _is_head = False
-    _continue = False
 
     def __init__(
         self,
-        proto: H1Protocol,
+        carrier: Carrier,
         method: str,
         raw_path: bytes,
         query: bytes,
-        minor: int,
+        http_version: str,
         headers: list[tuple[bytes, bytes]],
         keep_alive: bool,
         body_eof: bool,
-        expect_continue: bool,
     ) -> None:
-        self._proto: H1Protocol | None = proto
-        self._conn = proto
+        # `_carrier` is set while the request is attached to its connection or stream, and None
+        # once its response is complete or the client is gone; `_served_on` stays, so that
+        # RSGI's client_disconnect() can follow the connection after the response.
+        self._carrier: Carrier | None = carrier
+        self._served_on = carrier
         self.method = method
         self.raw_path = raw_path
         self.query = query
-        self._minor = minor
-        if not minor:
-            self.http_version = "1.0"
+        if http_version != "1.1":
+            self.http_version = http_version
         self.headers = headers
-        ctx = proto.ctx
-        self.scheme = ctx.scheme
-        self.root_path = ctx.root_path
-        self.client = proto.client
-        self.server = proto.server
+        self.scheme = carrier.scheme
+        self.root_path = carrier.root_path
+        self.client = carrier.client
+        self.server = carrier.server
         self.keep_alive = keep_alive
-        if method == "HEAD":
-            self._is_head = True
         self._body_eof = body_eof
-        if expect_continue:
-            self._continue = True
 
     # ---------------------------------------------------------------- body
 
@@ -193,21 +176,18 @@ class Cycle:
                 if self._body_eof:
                     self.body_complete = True
                 else:
-                    proto = self._proto
-                    if proto is not None and proto.body_paused:
-                        proto.resume_body()
+                    carrier = self._carrier
+                    if carrier is not None and carrier.body_paused:
+                        carrier.resume_body()
                 return data
             if self._body_eof:
                 self.body_complete = True
                 return b""
-            proto = self._proto
-            if proto is None or self.disconnected:
+            carrier = self._carrier
+            if carrier is None or self.disconnected:
                 return None
-            if self._continue:
-                self._continue = False
-                if not self.response_started:
-                    proto.write(CONTINUE_RESPONSE)
-            waiter = proto.ctx.loop.create_future()
+            carrier.want_body(self)  # HTTP/1: `100 Continue` on the first wait (RFC 9110 §10.1.1)
+            waiter = asyncio.get_running_loop().create_future()
             self._read_waiter = waiter
             try:
                 await waiter
@@ -225,7 +205,7 @@ class Cycle:
         self._body_size = 0
         return body[0] if len(body) == 1 else b"".join(body)
 
-    # Called by the connection.
+    # Called by the carrier.
     def _push(self, data: bytes, eof: bool) -> int:
         """Queue body bytes for the app; returns the number of bytes now waiting."""
         if data:
@@ -243,8 +223,8 @@ class Cycle:
         return self._body_size
 
     def _detach(self, lost: bool) -> None:
-        """The connection is done with this request (response complete) or gone."""
-        self._proto = None
+        """The carrier is done with this request (response complete) or gone."""
+        self._carrier = None
         if lost:
             self.disconnected = True
             self.keep_alive = False
@@ -255,109 +235,72 @@ class Cycle:
     # ---------------------------------------------------------------- disconnect
 
     async def wait_disconnect(self, until_done: bool = False) -> None:
-        proto = self._proto
         if until_done:
-            if proto is None or self.disconnected:
+            if self._carrier is None or self.disconnected:
                 return
             waiter = self._done_waiter
             if waiter is None:
-                waiter = self._done_waiter = proto.ctx.loop.create_future()
+                waiter = self._done_waiter = asyncio.get_running_loop().create_future()
             await asyncio.shield(waiter)
             return
         if self.disconnected:
             return
         # After the response completed, keep following the connection it was served on.
-        await asyncio.shield(self._conn.lost_future())
+        await asyncio.shield(self._served_on.lost_future())
 
     # ---------------------------------------------------------------- response
 
     def respond(self, status: int, headers: Headers, body: bytes = b"") -> None:
         if self.response_started:
             raise RuntimeError("response already started")
-        proto = self._proto
-        if not self._body_eof and proto is not None and proto.unread_too_large(self):
-            self.keep_alive = False
-        head, framing, keep = build_head(
-            status, headers, len(body), self._minor, self.keep_alive, self._is_head
-        )
-        self.response_started = True
-        self.status = status
-        self.keep_alive = keep
-        if proto is None:
-            self.response_done = True
+        carrier = self._carrier
+        if carrier is None:
+            self.response_started = self.response_done = True
+            self.status = status
             return
-        if framing == FRAME_NONE:
-            proto.complete(self, head, None)
-        else:
-            self.bytes_sent = len(body)
-            proto.complete(self, head, body)
+        carrier.send_response(self, status, headers, body)
 
     def start(self, status: int, headers: Headers, flush: bool = False) -> None:
         if self.response_started:
             raise RuntimeError("response already started")
-        proto = self._proto
-        if not self._body_eof and proto is not None and proto.unread_too_large(self):
-            self.keep_alive = False
-        head, framing, keep = build_head(status, headers, -1, self._minor, self.keep_alive, self._is_head)
-        self.response_started = True
-        self.status = status
-        self.keep_alive = keep
-        self._framing = framing
-        if framing == FRAME_LENGTH:
-            self._expected = _declared_length(headers)
-        if proto is None:
+        carrier = self._carrier
+        if carrier is None:
+            self.response_started = True
+            self.status = status
             return
-        if flush:
-            proto.write(head)
-        else:
-            self._pending_head = head
+        carrier.send_head(self, status, headers, flush)
 
     async def write(self, data: bytes) -> None:
-        proto = self._proto
-        if proto is None:
+        carrier = self._carrier
+        if carrier is None:
             if self.response_done:
                 raise RuntimeError("response already finished")
             raise ClientDisconnected("client disconnected")
         if not self.response_started:
             raise RuntimeError("response not started")
-        framing = self._framing
-        head = self._pending_head
-        if data:
-            self.bytes_sent += len(data)
-            if framing == FRAME_CHUNKED:
-                data = b"%x\r\n%b\r\n" % (len(data), data)
-            elif framing == FRAME_NONE:
-                data = b""
-        if head is not None:
-            self._pending_head = None
-            data = head + data
-        if data:
-            proto.write(data)
-            if proto.write_paused:
-                await proto.drain()
-                if self.disconnected:
-                    raise ClientDisconnected("client disconnected")
-            elif proto.transport.is_closing():
-                # A failed send closes the transport at once, but connection_lost only runs on a
-                # later loop turn: an app that streams without ever yielding must still learn
-                # that the client is gone (RSGI: RSGIProtocolClosed) instead of writing forever.
+        sent = carrier.send_data(self, data)
+        if sent == _PAUSED:
+            await carrier.drain()
+            if self.disconnected:
                 raise ClientDisconnected("client disconnected")
+        elif sent == _CLOSING:
+            # A failed send closes the transport at once, but connection_lost only runs on a
+            # later loop turn: an app that streams without ever yielding must still learn
+            # that the client is gone (RSGI: RSGIProtocolClosed) instead of writing forever.
+            raise ClientDisconnected("client disconnected")
 
     async def sendfile(self, file: IO[bytes], offset: int, count: int) -> None:
-        proto = self._proto
-        if proto is None:
+        carrier = self._carrier
+        if carrier is None:
             raise ClientDisconnected("client disconnected")
         if not self.response_started:
             raise RuntimeError("response not started")
-        if self._framing == FRAME_NONE or count <= 0:
+        mode = carrier.file_mode(self)
+        if mode == _FILE_SKIP or count <= 0:
             return
-        head = self._pending_head
-        if head is not None:
-            self._pending_head = None
-            proto.write(head)
-        if self._framing != FRAME_CHUNKED and proto.can_sendfile():
+        if mode == _FILE_RAW:
             self.bytes_sent += count
-            await proto.sendfile(file, offset, count)
+            await carrier.send_file(self, file, offset, count)
             if self.disconnected:
                 raise ClientDisconnected("client disconnected")
             return
@@ -369,7 +312,7 @@ class Cycle:
             offset += len(data)
             count -= len(data)
             await self.write(data)
-            if not proto.write_paused:
+            if not getattr(carrier, "write_paused", False):
                 # Let the loop flush between pieces instead of building one huge buffer.
                 await asyncio.sleep(0)
 
@@ -378,36 +321,24 @@ class Cycle:
             raise RuntimeError("response already finished")
         if not self.response_started:
             raise RuntimeError("response not started")
-        proto = self._proto
-        if proto is None:
+        carrier = self._carrier
+        if carrier is None:
             self.response_done = True
             return
-        head = self._pending_head
-        self._pending_head = None
-        framing = self._framing
-        tail = b"0\r\n\r\n" if framing == FRAME_CHUNKED else None
-        if framing == FRAME_LENGTH and self.bytes_sent != self._expected:
-            # The declared length was not honoured: the connection's framing is broken.
-            self.keep_alive = False
-        elif framing == FRAME_CLOSE:
-            self.keep_alive = False
-        if head is None:
-            head = b""
-        proto.complete(self, head, tail)
+        carrier.end(self)
 
     def fail(self, exc: BaseException | None = None) -> None:
         if exc is not None:
             logger.error("Application callable raised an exception", exc_info=exc)
         if self.response_done:
             return
-        proto = self._proto
-        if not self.response_started and proto is not None:
+        carrier = self._carrier
+        if not self.response_started and carrier is not None:
             self.response_started = True
             self.status = 500
             self.keep_alive = False if not self.body_complete else self.keep_alive
-            head_and_body = simple_response(500, _500_BODY, close=not self.keep_alive)
             self.bytes_sent = len(_500_BODY)
-            proto.complete(self, head_and_body, None)
+            carrier.send_error(self, 500, _500_BODY)
             return
         self.abort()
 
@@ -415,18 +346,8 @@ class Cycle:
         if self.response_done:
             return
         self.keep_alive = False
-        proto = self._proto
-        if proto is not None:
-            proto.abort_request(self)
+        carrier = self._carrier
+        if carrier is not None:
+            carrier.abort(self)
         else:
             self.response_done = True
-
-
-def _declared_length(headers: Headers) -> int:
-    for name, value in headers:
-        if (name.lower() if isinstance(name, (bytes, str)) else name) in (
-            b"content-length",
-            "content-length",
-        ):
-            return int(value)
-    return -1

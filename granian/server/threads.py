@@ -32,13 +32,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..constants import SERVER_LOGGER
 from .context import ServerContext
+from .h1 import H1Protocol
 from .loop import new_event_loop
-from .protocol import H1Protocol
 
 __all__ = ["HandOff", "LoopThread", "close_loop", "handler_for", "round_robin_factory"]
 
-logger = logging.getLogger("_granian")
+logger = logging.getLogger(SERVER_LOGGER)
 
 ContextFactory = Callable[[asyncio.AbstractEventLoop], ServerContext]
 

@@ -17,9 +17,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..apps.loader import load_target
+from ..constants import SERVER_LOGGER
+from ..errors import EXIT_OK, EXIT_STARTUP_FAILED
 from .context import ServerContext
+from .h1 import H1Protocol
 from .loop import new_event_loop
-from .protocol import H1Protocol
 from .threads import LoopThread, close_loop, handler_for, round_robin_factory
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ADAPTERS", "Worker", "make_adapter", "serve_worker"]
 
-logger = logging.getLogger("_granian")
+logger = logging.getLogger(SERVER_LOGGER)
 
 # Interface name -> (module, class) of its adapter (see granian.server.cycle's contract).
 ADAPTERS: dict[str, tuple[str, str]] = {
@@ -37,9 +39,6 @@ ADAPTERS: dict[str, tuple[str, str]] = {
     "rsgi": ("granian.apps.rsgi", "RSGIAdapter"),
     "wsgi": ("granian.apps.wsgi", "WSGIAdapter"),
 }
-
-EXIT_OK = 0
-EXIT_STARTUP_FAILED = 3
 
 
 def make_adapter(
@@ -258,7 +257,7 @@ def _log_threads(n: int, runtime_mode: bool, worker_id: int) -> None:
     """Say at start-up what the threads buy (ARCHITECTURE.md): on a GIL build only one of them
     runs Python at a time, so they overlap waits (I/O, sleeps, C code that releases the GIL)
     rather than computing in parallel."""
-    from .._granian import BUILD_GIL
+    from ..constants import BUILD_GIL
 
     mode = "runtime" if runtime_mode else "workers"
     if BUILD_GIL:

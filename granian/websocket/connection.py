@@ -11,9 +11,11 @@ Events, in order of arrival:
   - `Close(code, reason)`: the peer's close frame (code 1005 when it had none); our reply,
     if we had not sent a close, is in `out`. The connection is CLOSED: the server closes TCP
     (7.1.1) once `out` is written;
-  - `Failure(code, reason)`: the peer broke the protocol; our close frame with `code` (1002,
-    1007 or 1009) is in `out` (unless we had sent one already) and the connection is CLOSED:
-    write `out`, then close TCP (7.1.7).
+  - `Failure(code, reason)`: the peer broke the protocol (`code` 1002, 1007 or 1009) and
+    reading is over, but sending is not: the messages before it may still be answered. The
+    server sends `conn.close(code, reason)` when it is ready (at once, or once the app has
+    consumed the messages that came before: Autobahn's strict result wants their echoes
+    before the close), then closes TCP without waiting for the peer's close (7.1.7).
 Nothing follows a Close or a Failure; later feeds return nothing.
 """
 
@@ -48,7 +50,8 @@ MAX_CONTROL_PAYLOAD: Final[int] = 125
 MAX_CLOSE_REASON: Final[int] = MAX_CONTROL_PAYLOAD - 2
 
 #: States: OPEN (both directions), CLOSING (we sent a close, waiting for the peer's, 7.1.2),
-#: CLOSED (close handshake done, or failed: only writing `out` and closing TCP remain).
+#: CLOSED (close handshake done, or the transport lost: only closing TCP remains). After a
+#: Failure the state stays OPEN (or CLOSING) for sending until the server's close().
 OPEN: Final[int] = 1
 CLOSING: Final[int] = 2
 CLOSED: Final[int] = 3
@@ -144,6 +147,7 @@ class WSConnection:
         "_ctl",
         "_compressed",
         "_dec",
+        "_done",
         "_max",
         "_op",
         "_out",
@@ -180,6 +184,7 @@ class WSConnection:
         self._utf8: Any = None
         self._ctl = b""
         self.state = OPEN
+        self._done = False  # reading is over: the peer's close, a failure, or the transport lost
         #: what the app is told on disconnect: the peer's close (1005 without a code), our
         #: failure's code; None while neither happened (connection_lost() then says 1006)
         self.close_code: int | None = None
@@ -191,7 +196,7 @@ class WSConnection:
 
     def feed(self, data: bytes) -> tuple[list[Event], bytes]:
         """Bytes from the peer -> (events, bytes to write)."""
-        if self.state == CLOSED:
+        if self._done:
             return [], b""
         n = _decode(self._dec, data, len(data))
         # one whole text or binary message in the chunk, the usual case: the summary says so
@@ -201,10 +206,7 @@ class WSConnection:
             try:
                 return [self._view[0 : n >> 32].decode()], b""
             except UnicodeDecodeError:
-                events: list[Event] = []
-                out: list[bytes] = []
-                self._fail(1007, "invalid UTF-8 in a text message", events, out)
-                return events, b"".join(out)
+                return [self._fail(1007, "invalid UTF-8 in a text message")], b""
         if kind == _ONE_BINARY:
             return [self._view[0 : n >> 32]], b""
         return self._feed_records(n, data)
@@ -221,8 +223,7 @@ class WSConnection:
             if n == -_E_FULL:
                 n = _decode_from(self._dec, data, len(data), self._out.consumed)
                 continue
-            code, reason = codec.ERROR_CLOSE[-n]
-            self._fail(code, reason, events, out)
+            events.append(self._fail(*codec.ERROR_CLOSE[-n]))
             break
         return events, b"".join(out) if out else b""
 
@@ -251,7 +252,7 @@ class WSConnection:
                         try:
                             events.append(piece.decode())
                         except UnicodeDecodeError:
-                            self._fail(1007, "invalid UTF-8 in a text message", events, out)
+                            events.append(self._fail(1007, "invalid UTF-8 in a text message"))
                             return False
                     else:
                         events.append(piece)
@@ -271,7 +272,7 @@ class WSConnection:
                 try:
                     piece = self._pmd.decompress(piece, self._max - self._size, final)  # type: ignore[union-attr]
                 except InflateError as exc:
-                    self._fail(exc.code, exc.reason, events, out)
+                    events.append(self._fail(exc.code, exc.reason))
                     return False
                 self._size += len(piece)
             if self._op == 1:
@@ -279,7 +280,7 @@ class WSConnection:
                 try:
                     self._parts.append(_utf8_piece(self._utf8, piece, final))
                 except UnicodeDecodeError:
-                    self._fail(1007, "invalid UTF-8 in a text message", events, out)
+                    events.append(self._fail(1007, "invalid UTF-8 in a text message"))
                     return False
             else:
                 self._parts.append(piece)
@@ -309,19 +310,20 @@ class WSConnection:
         if not payload:
             code, reason = 1005, ""
         elif len(payload) == 1:
-            self._fail(1002, "close frame with a 1-byte payload", events, out)
+            events.append(self._fail(1002, "close frame with a 1-byte payload"))
             return False
         else:
             code = (payload[0] << 8) | payload[1]
             if not valid_close_code(code):
-                self._fail(1002, "invalid close code", events, out)
+                events.append(self._fail(1002, "invalid close code"))
                 return False
             try:
                 reason = payload[2:].decode()
             except UnicodeDecodeError:
-                self._fail(1007, "invalid UTF-8 in a close reason", events, out)
+                events.append(self._fail(1007, "invalid UTF-8 in a close reason"))
                 return False
         self.close_received = True
+        self._done = True
         if self.state == OPEN:
             # 5.5.1: reply with a close, echoing the code (none when the peer sent none)
             out.append(_close_frame(None if code == 1005 else code))
@@ -332,15 +334,12 @@ class WSConnection:
         events.append(Close(code, reason))
         return False
 
-    def _fail(self, code: int, reason: str, events: list[Event], out: list[bytes]) -> None:
-        """Fail the connection (7.1.7): our close frame with `code`, then TCP is closed."""
-        if self.state == OPEN:
-            out.append(_close_frame(code, _truncate(reason)))
-            self.close_sent = True
-        self.state = CLOSED
+    def _fail(self, code: int, reason: str) -> Failure:
+        """The peer broke the protocol: reading stops; the server closes with `code` (7.1.7)."""
+        self._done = True
         self.close_code = code
         self.close_reason = reason
-        events.append(Failure(code, reason))
+        return Failure(code, reason)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -408,6 +407,7 @@ class WSConnection:
         """The transport is gone: the state becomes CLOSED and the (code, reason) to report is
         returned: the peer's close or our failure's, else 1006 (abnormal closure, 7.1.5)."""
         self.state = CLOSED
+        self._done = True
         if self.close_code is None:
             return 1006, ""
         return self.close_code, self.close_reason

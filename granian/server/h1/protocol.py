@@ -14,16 +14,16 @@ from __future__ import annotations
 import asyncio
 import math
 from time import perf_counter
-from typing import IO, Any
+from typing import Any
 
-from ..errors import ProtocolError
-from ..http1.conn import DISCARD_LIMIT, body_reader, split_target, wants_keep_alive
-from ..http1.parser import F_EXPECT_CONTINUE, parse_head
-from ..http1.response import simple_response
-from .context import ServerContext
-from .cycle import Cycle
-from .eager import start_eager
-from .sendfile import sendfile_dup
+from ...errors import ProtocolError
+from ...http1.conn import DISCARD_LIMIT, body_reader, split_target, wants_keep_alive
+from ...http1.parser import F_EXPECT_CONTINUE, parse_head
+from ...http1.response import FRAME_NONE, simple_response
+from ..context import ServerContext
+from ..cycle import Cycle
+from ..eager import start_eager
+from .carrier import _PAUSE_BODY, _PAUSE_PARKED, _PAUSE_PIPELINE, H1Carrier
 
 __all__ = ["H1Protocol"]
 
@@ -33,15 +33,7 @@ __all__ = ["H1Protocol"]
 _QMARK = 0x3F  # "?"
 _LF = 0x0A
 
-_PAUSE_BODY = 1
-_PAUSE_PIPELINE = 2
-_PAUSE_PARKED = 4
-
 _NEVER = math.inf
-
-# Bodies above this size are handed to the transport next to the head (writev) rather than
-# concatenated, saving a copy; below it one small concatenation is cheaper than a list.
-_JOIN_MAX = 16384
 
 _METHODS = {
     m: m.decode("ascii")
@@ -49,40 +41,31 @@ _METHODS = {
 }
 
 
-class H1Protocol(asyncio.Protocol):
-    __slots__ = (
-        "ctx",
-        "transport",
-        "client",
-        "server",
-        "waiting_since",
-        "body_paused",
-        "write_paused",
-        "_buf",
-        "_pos",
-        "_more",
-        "_cycle",
-        "_reader",
-        "_discarded",
-        "_closing",
-        "_paused",
-        "_drain_waiter",
-        "_lost_fut",
-        "_lost",
-        "_out",
-    )
+class H1Protocol(H1Carrier, asyncio.Protocol):
+    """The connection's I/O: transport callbacks, parsing, reading flow control, timeouts and
+    shutdown (a `granian._types.Connection`); its responses go out through `H1Carrier`."""
+
+    __slots__ = ("_discarded",)  # the rest are declared by H1Carrier
 
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self.transport: Any = None
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
+        self.scheme = ctx.scheme
+        self.root_path = ctx.root_path
+        self._minor = 1
+        self._is_head = False
+        self._continue = False
+        self._framing = FRAME_NONE
+        self._pending_head: bytes | None = None
+        self._expected = -1
         self.waiting_since = ctx.now
         self.body_paused = False
         self.write_paused = False
         self._buf = b""
         self._pos = 0
-        self._more: bytearray | None = None
+        self._partial: bytearray | None = None
         self._cycle: Cycle | None = None
         self._reader: Any = None
         self._discarded = 0
@@ -158,7 +141,7 @@ class H1Protocol(asyncio.Protocol):
         if self._cycle is not None:
             self._stash(data)
             return
-        more = self._more
+        more = self._partial
         if more is not None:
             more += data
             if _LF not in data:
@@ -167,7 +150,7 @@ class H1Protocol(asyncio.Protocol):
                     self._reject(431)
                 return
             data = bytes(more)
-            self._more = None
+            self._partial = None
         elif self._pos < len(self._buf):
             data = self._buf[self._pos :] + data
         self._buf = data
@@ -181,11 +164,11 @@ class H1Protocol(asyncio.Protocol):
     def _next_request(self) -> None:
         if self._cycle is not None or self._lost or self._reader is not None or self._closing:
             return
-        more = self._more
+        more = self._partial
         if more is not None:
             self._buf = bytes(more)
             self._pos = 0
-            self._more = None
+            self._partial = None
         buf = self._buf
         pos = self._pos
         if pos >= len(buf):
@@ -214,7 +197,7 @@ class H1Protocol(asyncio.Protocol):
             if len(buf) - pos > ctx.buffer_size:
                 self._reject(431)
                 return
-            self._more = bytearray(buf[pos:] if pos else buf)
+            self._partial = bytearray(buf[pos:] if pos else buf)
             self._buf = b""
             self._pos = 0
             if self._paused & _PAUSE_PIPELINE:
@@ -235,17 +218,22 @@ class H1Protocol(asyncio.Protocol):
             reader = None
             expect = False
         # (`self._closing` is False here: checked on entry.)
+        method_s = _METHODS.get(method) or method.decode("latin-1")
         cycle = Cycle(
             self,
-            _METHODS.get(method) or method.decode("latin-1"),
+            method_s,
             path,
             query,
-            minor,
+            "1.1" if minor else "1.0",
             headers,
             keep and ctx.keep_alive,
             reader is None,
-            expect,
         )
+        # The request's framing state (H1Carrier): one request at a time per connection.
+        self._minor = minor
+        self._is_head = method_s == "HEAD"
+        self._continue = expect
+        self._pending_head = None
         self._cycle = cycle
         self.waiting_since = _NEVER
         ctx.active += 1
@@ -302,9 +290,9 @@ class H1Protocol(asyncio.Protocol):
                 self._pause(_PAUSE_PIPELINE)
 
     def _stash(self, data: bytes) -> None:
-        more = self._more
+        more = self._partial
         if more is None:
-            more = self._more = bytearray(self._buf[self._pos :])
+            more = self._partial = bytearray(self._buf[self._pos :])
             self._buf = b""
             self._pos = 0
         more += data
@@ -317,7 +305,7 @@ class H1Protocol(asyncio.Protocol):
         if m is not None:
             m.conn_err += 1
         self._closing = True
-        self._more = None
+        self._partial = None
         self._buf = b""
         self._pos = 0
         if self._out:
@@ -349,7 +337,7 @@ class H1Protocol(asyncio.Protocol):
             m.conn_err += 1
         self.waiting_since = _NEVER
         self._closing = True
-        if self._more or self._pos < len(self._buf):
+        if self._partial or self._pos < len(self._buf):
             # A head was on its way: say why (RFC 9110 §15.5.9).
             self.transport.write(simple_response(408))
         self.transport.close()
@@ -375,145 +363,6 @@ class H1Protocol(asyncio.Protocol):
         self._resume(_PAUSE_PARKED)
         if not self._lost:
             self._next_request()
-
-    async def drain(self) -> None:
-        if not self.write_paused or self._lost:
-            return
-        waiter = self._drain_waiter
-        if waiter is None or waiter.done():
-            waiter = self._drain_waiter = self.ctx.loop.create_future()
-        await waiter
-
-    def lost_future(self) -> asyncio.Future[None]:
-        fut = self._lost_fut
-        if fut is None:
-            fut = self._lost_fut = self.ctx.loop.create_future()
-            if self._lost:
-                fut.set_result(None)
-        return fut
-
-    # ---------------------------------------------------------------- writing
-
-    def write(self, data: bytes) -> None:
-        if self._out:
-            self._flush()
-        if not self._lost:
-            self.transport.write(data)
-
-    def _flush(self) -> None:
-        out = self._out
-        if not self._lost:
-            self.transport.writelines(out)
-        out.clear()
-
-    def can_sendfile(self) -> bool:
-        loop = self.ctx.loop
-        return (
-            not self._lost
-            and (
-                isinstance(loop, asyncio.BaseEventLoop) or self.transport.get_extra_info("socket") is not None
-            )
-            and (self.transport.get_extra_info("sslcontext") is None)
-        )
-
-    async def sendfile(self, file: IO[bytes], offset: int, count: int) -> None:
-        if self._out:
-            self._flush()
-        try:
-            loop = self.ctx.loop
-            if isinstance(loop, asyncio.BaseEventLoop):
-                await loop.sendfile(self.transport, file, offset, count)
-            else:
-                # uvloop has no loop.sendfile: zero-copy on a dup of the socket fd
-                await sendfile_dup(loop, self.transport, file, offset, count)
-        except (ConnectionError, RuntimeError):
-            # The peer went away mid-file (or the transport closed under us).
-            self._lost = self._lost or self.transport.is_closing()
-
-    def complete(self, cycle: Cycle, head: bytes, body: bytes | None) -> None:
-        """Write the rest of a response (`head` may be b'' for a stream's end) and move on."""
-        cycle.response_done = True
-        ctx = self.ctx
-        if not self._lost:
-            out = self._out
-            if out or (ctx.pipeline_flush and (self._more or self._pos < len(self._buf))):
-                if head:
-                    out.append(head)
-                if body:
-                    out.append(body)
-                # More pipelined requests are already here: gather their responses and write
-                # them together once the batch is answered (--http1-pipeline-flush).
-                if not (
-                    cycle.keep_alive
-                    and len(out) < 128
-                    and ctx.pipeline_flush
-                    and (self._more or self._pos < len(self._buf))
-                ):
-                    self._flush()
-            elif body is None:
-                if head:
-                    self.transport.write(head)
-            elif len(body) <= _JOIN_MAX:
-                self.transport.write(head + body)
-            else:
-                self.transport.writelines((head, body))
-        self._cycle = None
-        # Inlined cycle._detach(False) and self._release(cycle): this runs once per request.
-        cycle._proto = None
-        if cycle._read_waiter is not None or cycle._done_waiter is not None:
-            cycle._detach(False)
-        if ctx.on_complete is not None:
-            ctx.on_complete(cycle)
-        ctx.active -= 1
-        if ctx.waiting or ctx.draining:
-            ctx.active += 1
-            ctx.release()
-        if self._lost:
-            return
-        if not cycle.keep_alive or self._closing:
-            self._closing = True
-            if self._out:
-                self._flush()
-            self.transport.close()
-            return
-        if self._reader is not None:
-            # The app answered without reading its whole body; drop the rest (RFC 9112 §9.3)
-            # unless it is large or the client is still waiting for `100 Continue`.
-            if self.unread_too_large(cycle):
-                self._closing = True
-                self.transport.close()
-                return
-            if self.body_paused:
-                self.resume_body()
-            return
-        self.waiting_since = ctx.now
-        if self.body_paused:
-            self.resume_body()
-        if self._more or self._pos < len(self._buf):
-            # Pipelined requests: parse the next one from a fresh loop callback, so an eager
-            # (`--opt`) handler never starts inside another request's task.
-            ctx.loop.call_soon(self._next_request)
-        elif self._paused & _PAUSE_PIPELINE:
-            self._resume(_PAUSE_PIPELINE)
-
-    def unread_too_large(self, cycle: Cycle) -> bool:
-        """Whether an unread request body rules out keeping the connection: the client still
-        waits for `100 Continue`, or more than DISCARD_LIMIT bytes are still to come."""
-        reader = self._reader
-        if reader is None:
-            return False
-        return cycle._continue or reader.remaining > DISCARD_LIMIT
-
-    def abort_request(self, cycle: Cycle) -> None:
-        """Drop the connection mid-response: the client sees a truncated message."""
-        cycle.response_done = True
-        self._cycle = None
-        cycle._detach(True)
-        self._release(cycle)
-        self._closing = True
-        if not self._lost:
-            self._out.clear()
-            self.transport.abort()
 
     def _release(self, cycle: Cycle) -> None:
         ctx = self.ctx
