@@ -163,6 +163,7 @@ enum {
     NG_HCAT_HEADERS = 3,
     NG_DATA_FLAG_EOF = 0x1,
     NG_DATA_FLAG_NO_END_STREAM = 0x2,
+    NG_DATA_FLAG_NO_COPY = 0x4,
     NG_SETTINGS_HEADER_TABLE_SIZE = 0x1,
     NG_SETTINGS_MAX_CONCURRENT_STREAMS = 0x3,
     NG_SETTINGS_INITIAL_WINDOW_SIZE = 0x4,
@@ -192,6 +193,8 @@ typedef int (*ng_header_cb)(nghttp2_session *, const nghttp2_frame *, const uint
                             const uint8_t *, size_t, uint8_t, void *);
 typedef int (*ng_chunk_cb)(nghttp2_session *, uint8_t, int32_t, const uint8_t *, size_t, void *);
 typedef int (*ng_close_cb)(nghttp2_session *, int32_t, uint32_t, void *);
+typedef int (*ng_send_data_cb)(nghttp2_session *, nghttp2_frame *, const uint8_t *, size_t,
+                               nghttp2_data_source *, void *);
 
 /* ---- the loaded library ---------------------------------------------------------------- */
 
@@ -206,6 +209,7 @@ static struct {
     void (*set_on_frame_send)(nghttp2_session_callbacks *, ng_frame_cb);
     void (*set_on_data_chunk_recv)(nghttp2_session_callbacks *, ng_chunk_cb);
     void (*set_on_stream_close)(nghttp2_session_callbacks *, ng_close_cb);
+    void (*set_send_data)(nghttp2_session_callbacks *, ng_send_data_cb);
     int (*option_new)(nghttp2_option **);
     void (*option_del)(nghttp2_option *);
     void (*option_set_no_auto_window_update)(nghttp2_option *, int);
@@ -262,6 +266,7 @@ static const struct {
     SYM(set_on_frame_send, "nghttp2_session_callbacks_set_on_frame_send_callback", 1),
     SYM(set_on_data_chunk_recv, "nghttp2_session_callbacks_set_on_data_chunk_recv_callback", 1),
     SYM(set_on_stream_close, "nghttp2_session_callbacks_set_on_stream_close_callback", 1),
+    SYM(set_send_data, "nghttp2_session_callbacks_set_send_data_callback", 1),
     SYM(option_new, "nghttp2_option_new", 1),
     SYM(option_del, "nghttp2_option_del", 1),
     SYM(option_set_no_auto_window_update, "nghttp2_option_set_no_auto_window_update", 1),
@@ -375,6 +380,15 @@ static void buf_free(h2_buf *b) {
     free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
+}
+
+/* An idle connection keeps no more than this per buffer: one large response or header block
+ * must not stay resident for the connection's life (worker RSS). */
+#define H2_KEEP_BYTES (256 * 1024)
+
+static void buf_empty(h2_buf *b) {
+    b->len = 0;
+    if (b->cap > H2_KEEP_BYTES) buf_free(b);
 }
 
 /* ---- session and streams ------------------------------------------------------------------ */
@@ -768,19 +782,56 @@ static int cb_frame_send(nghttp2_session *session, const nghttp2_frame *f, void 
 
 /* ---- sending ------------------------------------------------------------------------------ */
 
+/* The DATA source. NGHTTP2_DATA_FLAG_NO_COPY: nghttp2 only learns the length here, and
+ * send_body() below writes the frame header and the bytes straight from the stream's buffer
+ * into s->out, one copy fewer than framing them in nghttp2's own buffer. */
 static ssize_t read_body(nghttp2_session *session, int32_t sid, uint8_t *buf, size_t length,
                          uint32_t *data_flags, nghttp2_data_source *source, void *ud) {
     h2_session *s = ud;
     h2_stream *st = source->ptr;
     (void)session;
+    (void)buf;
     size_t avail = buffered(st);
     if (avail == 0 && !(st->flags & ST_ENDED)) {
         st->flags |= ST_DEFERRED;
         return NG_ERR_DEFERRED;
     }
     size_t n = avail < length ? avail : length;
-    if (n) memcpy(buf, st->body.p + st->body_off, n);
-    st->body_off += n;
+    *data_flags |= NG_DATA_FLAG_NO_COPY;
+    if (n == avail && (st->flags & ST_ENDED)) {
+        *data_flags |= NG_DATA_FLAG_EOF;
+        if (st->tr_n) {
+            /* nghttp2 allows submitting the trailers from here (RFC 9113 section 8.1) */
+            *data_flags |= NG_DATA_FLAG_NO_END_STREAM;
+            int rv = ng.submit_trailer(s->ng, sid, st->tr_nv, st->tr_n);
+            free(st->tr_nv);
+            st->tr_nv = NULL;
+            st->tr_n = 0;
+            if (rv < 0) return NG_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
+    }
+    return (ssize_t)n;
+}
+
+static int send_body(nghttp2_session *session, nghttp2_frame *f, const uint8_t *framehd,
+                     size_t length, nghttp2_data_source *source, void *ud) {
+    h2_session *s = ud;
+    h2_stream *st = source->ptr;
+    (void)session;
+    size_t pad = f->data.padlen; /* 0: we set no padding callback; handled all the same */
+    if (buf_reserve(&s->out, 9 + pad + length)) return NG_ERR_CALLBACK_FAILURE;
+    char *p = s->out.p + s->out.len;
+    memcpy(p, framehd, 9);
+    p += 9;
+    if (pad) *p++ = (char)(pad - 1);
+    if (length) memcpy(p, st->body.p + st->body_off, length);
+    p += length;
+    if (pad > 1) {
+        memset(p, 0, pad - 1);
+        p += pad - 1;
+    }
+    s->out.len = (size_t)(p - s->out.p);
+    st->body_off += length;
     if (st->body_off == st->body.len) {
         st->body_off = st->body.len = 0;
     } else if (st->body_off > st->body.cap / 2) {
@@ -790,21 +841,10 @@ static ssize_t read_body(nghttp2_session *session, int32_t sid, uint8_t *buf, si
     }
     if ((st->flags & ST_OVER) && buffered(st) <= s->p.max_send_buffer) {
         st->flags &= ~(uint32_t)ST_OVER;
-        if (drained_push(s, sid)) return NG_ERR_CALLBACK_FAILURE;
+        if (drained_push(s, st->id)) return NG_ERR_CALLBACK_FAILURE;
     }
-    if (buffered(st) == 0 && (st->flags & ST_ENDED)) {
-        *data_flags |= NG_DATA_FLAG_EOF;
-        if (st->tr_n) {
-            *data_flags |= NG_DATA_FLAG_NO_END_STREAM;
-            int rv = ng.submit_trailer(s->ng, sid, st->tr_nv, st->tr_n);
-            free(st->tr_nv);
-            st->tr_nv = NULL;
-            st->tr_n = 0;
-            if (rv < 0) return NG_ERR_TEMPORAL_CALLBACK_FAILURE;
-        }
-        buf_free(&st->body);
-    }
-    return (ssize_t)n;
+    if (buffered(st) == 0 && (st->flags & ST_ENDED)) buf_free(&st->body);
+    return 0;
 }
 
 static const unsigned char tchar[256] = {
@@ -1066,7 +1106,7 @@ static long gather(h2_session *s) {
  * returns it; the drained list likewise. */
 static void out_begin(h2_session *s) {
     if (!s->out_keep) {
-        s->out.len = 0;
+        buf_empty(&s->out);
         s->v.ndrained = 0;
     }
     s->out_keep = 1;
@@ -1097,7 +1137,7 @@ int h2_recv(h2_session *s, const char *in, size_t len) {
         s->hblk = 0;
     } else {
         s->hsid = 0;
-        s->arena.len = 0;
+        buf_empty(&s->arena);
     }
     if (s->v.done) {
         publish(s);
@@ -1170,6 +1210,7 @@ h2_session *h2_session_new(const h2_params *p) {
     ng.set_on_frame_send(cbs, cb_frame_send);
     ng.set_on_data_chunk_recv(cbs, cb_data_chunk);
     ng.set_on_stream_close(cbs, cb_stream_close);
+    ng.set_send_data(cbs, send_body);
     if (ng.option_new(&opt) != 0) goto fail;
     ng.option_set_no_auto_window_update(opt, 1);
     if (ng.option_set_stream_reset_rate_limit && p->reset_burst)
