@@ -30,6 +30,7 @@ from h2.events import (
     TrailersReceived,
     WindowUpdated,
 )
+from h2.exceptions import H2Error as H2LibError
 from h2.exceptions import ProtocolError, StreamClosedError
 from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
@@ -184,6 +185,9 @@ class H2LibSession:
             h2_events = self._c.receive_data(data)
         except ProtocolError as e:  # h2 has queued its GOAWAY
             return self._close(int(e.error_code))
+        except H2LibError:  # any other refusal of the peer's bytes: no GOAWAY queued yet
+            self.terminate(PROTOCOL_ERROR)
+            return [(CLOSE, PROTOCOL_ERROR)]
         out: list[Event] = []
         for ev in h2_events:
             self._dispatch(ev, out)
