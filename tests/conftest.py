@@ -10,7 +10,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from fakes import FakeTransport  # noqa: E402
 from helpers import ServerProc, start_server  # noqa: E402
+
+
+@pytest.fixture
+def fake_transport() -> FakeTransport:
+    """A transport that records writes, reading pauses and closes (tests/fakes.py)."""
+    return FakeTransport()
 
 
 @pytest.fixture(scope="module")

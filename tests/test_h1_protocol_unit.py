@@ -7,51 +7,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from fakes import FakeTransport  # noqa: E402  (tests/ is on sys.path: conftest)
 
 from granian.http1.response import build_head
 from granian.server.context import ServerContext
 from granian.server.cycle import Cycle
 from granian.server.h1 import H1Protocol
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.out: list[bytes] = []
-        self.writes = 0
-        self.reading = True
-        self.closed = False
-        self.aborted = False
-
-    def write(self, data: bytes) -> None:
-        self.writes += 1
-        self.out.append(bytes(data))
-
-    def writelines(self, data: Any) -> None:
-        self.writes += 1
-        self.out.append(b"".join(data))
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("10.0.0.1", 4321), "sockname": ("10.0.0.2", 80)}.get(name, default)
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.aborted = self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(self.out)
-
 
 Handler = Callable[[Cycle], Coroutine[Any, Any, None]]
 

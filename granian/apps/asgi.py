@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from ..constants import SERVER_LOGGER
+from .config import AppConfig
 from .lifespan import Lifespan
 
 if TYPE_CHECKING:
@@ -233,7 +234,7 @@ class ASGIAdapter:
     def __init__(self, app: Any, settings: Any = None, root_path: str | None = None) -> None:
         self.app: ASGIApp = app
         if root_path is None:
-            root_path = (getattr(settings, "url_path_prefix", None) or "") if settings is not None else ""
+            root_path = AppConfig.of(settings).root_path
         self.root_path = root_path
         self.lifespan = Lifespan(app) if self.lifespan_enabled else None
         self.state: dict[str, Any] = {}

@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .._types import ClientDisconnected
 from . import files
+from .config import AppConfig
 from .mime import guess_type
 from .static_paths import NOT_FOUND, StaticPaths
 
@@ -216,13 +217,8 @@ class StaticAdapter:
 
 def with_static(adapter: Any, settings: Any) -> Any:
     """The adapter itself when no `--static-path-mount` is configured, else a StaticAdapter."""
-    mounts = getattr(settings, "static_path_mount", None) or ()
-    if not mounts:
+    static = AppConfig.of(settings).static
+    if static is None:
         return adapter
-    paths = StaticPaths(
-        [str(r) for r in getattr(settings, "static_path_route", ("/static",))],
-        [str(m) for m in mounts],
-        getattr(settings, "static_path_dir_to_file", None),
-    )
-    expires = int(getattr(settings, "static_path_expires", 86400))
-    return StaticAdapter(adapter, StaticFiles(paths, expires))
+    paths = StaticPaths(list(static.routes), list(static.mounts), static.dir_to_file)
+    return StaticAdapter(adapter, StaticFiles(paths, static.expires))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..constants import SERVER_LOGGER
 from .blocking import BlockingPool
+from .config import AppConfig
 from .static import send_file
 from .wsgi_io import EnvironBuilder, FileWrapper, WSGIInput
 
@@ -227,11 +228,10 @@ class WSGIAdapter:
 
     def __init__(self, app: Any, settings: Any = None) -> None:
         self.app: WSGIApp = app
-        threads = getattr(settings, "blocking_threads", None) or 1
-        self.script_name = (getattr(settings, "url_path_prefix", None) or "").rstrip("/")
-        self.multiprocess = (getattr(settings, "workers", 1) or 1) > 1
-        idle = float(getattr(settings, "blocking_threads_idle_timeout", None) or 30)
-        self.pool = BlockingPool(threads, idle, "granian-wsgi")
+        cfg = AppConfig.of(settings)
+        self.script_name = cfg.root_path.rstrip("/")
+        self.multiprocess = cfg.multiprocess
+        self.pool = BlockingPool(cfg.blocking_threads, cfg.blocking_idle_timeout, "granian-wsgi")
         self.handler = self._make_handler()
 
     async def startup(self) -> bool:

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..constants import HTTP1_BUFFER_SIZE
 from ..http1.limits import MAX_HEADERS, MAX_TARGET
 from ..http1.parser import H1Limits
 from ..http1.response import refresh_date
@@ -22,6 +23,7 @@ from .eager import EAGER
 
 if TYPE_CHECKING:
     from .._types import Connection, Handler
+    from .dispatch import Dispatch
     from .metrics import WorkerMetrics
 
 __all__ = ["ServerContext"]
@@ -41,7 +43,7 @@ class ServerContext:
         loop: asyncio.AbstractEventLoop,
         handler: Handler,
         *,
-        buffer_size: int = 417792,
+        buffer_size: int = HTTP1_BUFFER_SIZE,
         keep_alive: bool = True,
         pipeline_flush: bool = False,
         header_read_timeout: float = 30.0,
@@ -65,6 +67,8 @@ class ServerContext:
         # --opt: an eager Task start where the Python has a correct one (granian.server.eager)
         self.eager = eager and EAGER
         self.on_complete: Callable[[Any], None] | None = None
+        # The protocol choices (granian.server.dispatch.Dispatch), set by the worker; None: HTTP/1.1 only.
+        self.dispatch: Dispatch | None = None
         # --metrics: the worker's counters (granian.server.metrics), None when off.
         self.metrics: WorkerMetrics | None = None
         self.connections: set[Connection] = set()

@@ -34,7 +34,6 @@ from typing import Any
 
 from ..constants import SERVER_LOGGER
 from .context import ServerContext
-from .h1 import H1Protocol
 from .loop import new_event_loop
 
 __all__ = ["HandOff", "LoopThread", "close_loop", "handler_for", "round_robin_factory"]
@@ -141,8 +140,9 @@ class LoopThread:
         try:
             server: asyncio.AbstractServer | None = None
             if self.listen is not None:
+                assert ctx.dispatch is not None  # set by Worker._context()
                 server = await loop.create_server(
-                    lambda: H1Protocol(ctx), sock=self.listen, backlog=self.backlog
+                    ctx.dispatch.factory(), sock=self.listen, backlog=self.backlog
                 )
             self.ready.set_result(None)
             await stop.wait()
@@ -163,7 +163,8 @@ class LoopThread:
     @staticmethod
     async def _connect(loop: asyncio.AbstractEventLoop, ctx: ServerContext, sock: socket.socket) -> None:
         try:
-            await loop.connect_accepted_socket(lambda: H1Protocol(ctx), sock)
+            assert ctx.dispatch is not None  # set by Worker._context()
+            await loop.connect_accepted_socket(ctx.dispatch.factory(), sock)
         except Exception as exc:  # noqa: BLE001 - one connection's failure, not the loop's
             # Typically the peer went away between accept and hand-off: nothing to answer.
             logger.debug("hand-off of an accepted connection failed: %s", exc)

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from ..apps.loader import load_target
 from ..constants import SERVER_LOGGER
 from ..errors import EXIT_OK, EXIT_STARTUP_FAILED
+from .config import WorkerConfig
 from .context import ServerContext
-from .h1 import H1Protocol
+from .dispatch import Dispatch
 from .loop import new_event_loop
 from .threads import LoopThread, close_loop, handler_for, round_robin_factory
 
@@ -55,16 +56,12 @@ def make_adapter(
     return with_static(adapter, settings)
 
 
-def _opt(settings: Any, name: str, default: Any) -> Any:
-    value = getattr(settings, name, default)
-    return default if value is None else value
-
-
 class Worker:
     """Serves one adapter on one listening socket in the running loop until `request_stop()`."""
 
     def __init__(self, settings: Any, sock: socket.socket, adapter: Any, worker_id: int = 1) -> None:
         self.settings = settings
+        self.config = WorkerConfig.of(settings)
         self.sock = sock
         self.adapter = adapter
         self.worker_id = worker_id
@@ -101,11 +98,11 @@ class Worker:
         self._stop = asyncio.Event()
         if self._stop_requested:
             self._stop.set()
-        settings = self.settings
+        cfg = self.config
         if not await self.adapter.startup():
             return EXIT_STARTUP_FAILED
-        n = max(1, int(_opt(settings, "threads", 1)))
-        runtime_mode = str(_opt(settings, "threading_mode", "workers")) == "runtime"
+        n = cfg.threads
+        runtime_mode = cfg.runtime_mode
         metrics = self._make_metrics()
         access_log = self._make_access_log()
         ctx = self.ctx = self._context(loop, self.adapter.handler, metrics, access_log, n)
@@ -117,12 +114,12 @@ class Worker:
                 if not await self._start_threads(n, runtime_mode, metrics, access_log):
                     return EXIT_STARTUP_FAILED
                 _log_threads(n, runtime_mode, self.worker_id)
-            factory: Callable[[], asyncio.Protocol] = lambda: H1Protocol(ctx)  # noqa: E731
+            # The dispatch seam picks each connection's protocol (granian.server.dispatch).
+            assert ctx.dispatch is not None  # set by _context()
+            factory: Callable[[], asyncio.Protocol] = ctx.dispatch.factory()
             if runtime_mode and self._threads:
                 factory = round_robin_factory(self._threads)
-            self.server = await loop.create_server(
-                factory, sock=self.sock, backlog=_opt(settings, "backlog", 1024)
-            )
+            self.server = await loop.create_server(factory, sock=self.sock, backlog=cfg.backlog)
             self.started.set()
             await self._stop.wait()
             # Stop accepting, answer what is in flight, close idle keep-alive connections. The
@@ -150,21 +147,23 @@ class Worker:
         access_log: AccessLog | None,
         threads: int = 1,
     ) -> ServerContext:
-        settings = self.settings
+        cfg = self.config
+        h1 = cfg.http1
         # --backpressure bounds the requests of the whole worker (CLI.md): each of N loops gets
         # its share, rounded up so the total is never below the setting.
-        backpressure = -(-int(_opt(settings, "backpressure", 1024)) // threads)
+        backpressure = -(-cfg.backpressure // threads)
         ctx = ServerContext(
             loop,
             handler,
-            buffer_size=_opt(settings, "http1_buffer_size", 417792),
-            keep_alive=_opt(settings, "http1_keep_alive", True),
-            pipeline_flush=_opt(settings, "http1_pipeline_flush", False),
-            header_read_timeout=_opt(settings, "http1_header_read_timeout", 30000) / 1000.0,
+            buffer_size=h1.buffer_size,
+            keep_alive=h1.keep_alive,
+            pipeline_flush=h1.pipeline_flush,
+            header_read_timeout=h1.header_read_timeout,
             backpressure=backpressure,
-            root_path=_opt(settings, "url_path_prefix", ""),
-            eager=bool(_opt(settings, "opt", False)) or str(_opt(settings, "task_impl", "")) == "rust",
+            root_path=cfg.root_path,
+            eager=cfg.eager,
         )
+        ctx.dispatch = Dispatch(ctx)
         # Access log and metrics (granian.log, granian.server.metrics), only when enabled: with
         # both off nothing is installed and the connection skips even the start timestamp.
         if access_log is not None or metrics is not None:
@@ -180,9 +179,8 @@ class Worker:
         """Start the extra loop threads and wait until each serves; False if one failed."""
         from .metrics import WorkerMetrics
 
-        settings = self.settings
-        kind = str(_opt(settings, "loop", "auto"))
-        backlog = int(_opt(settings, "backlog", 1024))
+        kind = self.config.loop
+        backlog = self.config.backlog
         # workers mode: the main loop is one of the N serving loops; runtime mode: N loop
         # threads serve and the main loop only accepts (granian.server.threads).
         for i in range(1, n + 1 if runtime_mode else n):
@@ -220,7 +218,7 @@ class Worker:
     def _make_metrics(self) -> WorkerMetrics | None:
         """--metrics: the worker's counters, handed to the static files before the handler is
         taken (the counting wrapper is chosen when the static handler is built)."""
-        if not getattr(self.settings, "metrics", False):
+        if not self.config.metrics:
             return None
         from ..apps.static import StaticAdapter
         from .metrics import WorkerMetrics, thread_pool_probe
@@ -234,7 +232,7 @@ class Worker:
         return metrics
 
     def _make_access_log(self) -> AccessLog | None:
-        if not getattr(self.settings, "access_log", False):
+        if not self.config.access_log:
             return None
         from ..log import make_access_log
 
@@ -249,7 +247,7 @@ class Worker:
         # With --threads the loops' counters are summed when a snapshot is taken; the list
         # fills as the threads start.
         group = MetricsGroup(metrics, self._thread_metrics)
-        self._reporter = MetricsReporter(group, fd, _opt(self.settings, "metrics_scrape_interval", 15))
+        self._reporter = MetricsReporter(group, fd, self.config.metrics_scrape_interval)
         self._reporter.start(loop)
 
 
@@ -295,13 +293,14 @@ def serve_worker(settings: Any, sock: socket.socket, worker_id: int = 1) -> int:
         configure(settings)
     except Exception:  # noqa: BLE001 - logging must not keep a worker from serving
         logger.exception("worker-%d: logging setup failed", worker_id)
-    loop = new_event_loop(_opt(settings, "loop", "auto"))
+    cfg = WorkerConfig.of(settings)
+    loop = new_event_loop(cfg.loop)
     asyncio.set_event_loop(loop)
     try:
-        app = load_target(settings.app, bool(_opt(settings, "factory", False)), settings.working_dir)
+        app = load_target(settings.app, bool(getattr(settings, "factory", False)), settings.working_dir)
         # The adapter is built with the loop current but not running: RSGI's __rsgi_init__(loop)
         # may call loop.run_until_complete there.
-        adapter = make_adapter(settings.interface, app, settings, loop)
+        adapter = make_adapter(cfg.interface, app, cfg.app, loop)
         worker = Worker(settings, sock, adapter, worker_id)
         # The handlers stay until loop.close() removes them, so a repeated signal during the
         # final cleanup cannot kill the worker with the default action.

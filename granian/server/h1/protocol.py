@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..context import ServerContext
 from ..cycle import Cycle
 from ..eager import start_eager
 from .carrier import _PAUSE_BODY, _PAUSE_PARKED, _PAUSE_PIPELINE, H1Carrier
+from .switch import H2_PREFACE, switch_protocol
 
 __all__ = ["H1Protocol"]
 
@@ -189,6 +191,8 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         try:
             res = parse_head(buf, pos, ctx.limits)
         except ProtocolError as exc:
+            if ctx.dispatch is not None and buf.startswith(b"PRI ", pos) and self._preface(buf, pos):
+                return
             self._reject(exc.status_hint)
             return
         if res is None:
@@ -370,6 +374,38 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         if hook is not None:
             hook(cycle)
         ctx.release()
+
+    # ---------------------------------------------------------------- protocol switch
+
+    def _preface(self, buf: bytes, pos: int) -> bool:
+        """HTTP/2's connection preface where a request line should be (h2c prior knowledge,
+        RFC 9113 §3.4): switch when the dispatch has HTTP/2, wait while only part of the
+        preface is here. False: answer as HTTP/1 (505)."""
+        data = buf[pos:]
+        if len(data) < len(H2_PREFACE) and H2_PREFACE.startswith(data):
+            self._partial = bytearray(data)
+            self._buf = b""
+            self._pos = 0
+            return True
+        factory = self.ctx.dispatch.on_preface(data) if self.ctx.dispatch is not None else None
+        if factory is None:
+            return False
+        self.switch_to(factory)
+        return True
+
+    def switch_to(self, factory: Callable[[], asyncio.Protocol]) -> asyncio.Protocol:
+        """Hand this connection to another protocol (granian.server.dispatch): it gets the
+        transport and, as its first data, every byte read here and not consumed yet."""
+        partial = self._partial
+        data = bytes(partial) if partial is not None else self._buf[self._pos :]
+        self._partial = None
+        self._buf = b""
+        self._pos = 0
+        # This object no longer serves the connection: no timeouts, shutdown or unparking.
+        self._closing = True
+        self.waiting_since = _NEVER
+        self.ctx.connection_closed(self)
+        return switch_protocol(self.transport, factory, data)
 
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else after the response in flight."""

@@ -1,0 +1,72 @@
+"""The worker's configuration, typed and frozen, built once from the settings snapshot.
+
+`WorkerConfig.of(settings)` reads a `Settings`, the worker's `SettingsSnapshot` or any object
+with the settings' attribute names (tests, embedding) once; everything downstream reads typed
+fields, and each default lives here (the settings model holds the user-facing ones, these only
+cover a stand-in object that lacks an attribute).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..apps.config import AppConfig
+from ..constants import HTTP1_BUFFER_SIZE
+
+__all__ = ["HTTP1Config", "WorkerConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class HTTP1Config:
+    buffer_size: int = HTTP1_BUFFER_SIZE  # --http1-buffer-size
+    keep_alive: bool = True  # --http1-keep-alive
+    pipeline_flush: bool = False  # --http1-pipeline-flush
+    header_read_timeout: float = 30.0  # --http1-header-read-timeout, in seconds here
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    interface: str = "rsgi"
+    loop: str = "auto"
+    threads: int = 1
+    runtime_mode: bool = False  # --threading-mode runtime
+    backlog: int = 1024
+    backpressure: int = 1024  # requests in flight per worker (CLI.md)
+    root_path: str = ""  # --url-path-prefix
+    eager: bool = False  # --opt / --task-impl rust
+    metrics: bool = False
+    metrics_scrape_interval: float = 15.0
+    access_log: bool = False
+    http1: HTTP1Config = field(default_factory=HTTP1Config)
+    app: AppConfig = field(default_factory=AppConfig)
+
+    @classmethod
+    def of(cls, settings: Any) -> WorkerConfig:
+        if isinstance(settings, WorkerConfig):
+            return settings
+
+        def get(name: str, default: Any) -> Any:
+            value = getattr(settings, name, None)
+            return default if value is None else value
+
+        return cls(
+            interface=str(get("interface", "rsgi")),
+            loop=str(get("loop", "auto")),
+            threads=max(1, int(get("threads", 1))),
+            runtime_mode=str(get("threading_mode", "workers")) == "runtime",
+            backlog=int(get("backlog", 1024)),
+            backpressure=int(get("backpressure", 1024)),
+            root_path=str(get("url_path_prefix", "")),
+            eager=bool(get("opt", False)) or str(get("task_impl", "")) == "rust",
+            metrics=bool(get("metrics", False)),
+            metrics_scrape_interval=float(get("metrics_scrape_interval", 15)),
+            access_log=bool(get("access_log", False)),
+            http1=HTTP1Config(
+                buffer_size=int(get("http1_buffer_size", HTTP1_BUFFER_SIZE)),
+                keep_alive=bool(get("http1_keep_alive", True)),
+                pipeline_flush=bool(get("http1_pipeline_flush", False)),
+                header_read_timeout=float(get("http1_header_read_timeout", 30000)) / 1000.0,
+            ),
+            app=AppConfig.of(settings),
+        )

@@ -1,0 +1,66 @@
+"""The dispatch seam: the one place that picks the protocol of each connection.
+
+A new connection gets its protocol from `Dispatch.factory()`: HTTP/1.1 today, and the TLS
+ALPN result (`by_alpn`) once TLS is served. During a connection two more decisions come here:
+
+- `on_preface(data)`: an HTTP/1 connection whose first bytes are HTTP/2's connection preface
+  (RFC 9113 §3.4, h2c with prior knowledge) may switch to HTTP/2;
+- `on_upgrade(cycle, token)`: a request with `Upgrade` (RFC 9110 §7.8: `websocket`, `h2c`) may
+  switch once its `101` is sent.
+
+Each answers with a protocol factory, or None to stay on HTTP/1.1 (a preface is then a 505, an
+upgrade request an ordinary request for the app, as before these protocols exist).
+
+The switch itself is `switch_protocol`: the new protocol takes over the transport and gets the
+bytes already read after the point of the switch (after a 101's request, or the preface
+itself) as its first `data_received`, so nothing is parsed twice and no byte is lost (h11's
+`trailing_data` is the same idea).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .h1 import H1Protocol
+from .h1.switch import H2_PREFACE, ProtocolFactory, switch_protocol
+
+if TYPE_CHECKING:
+    from .context import ServerContext
+
+__all__ = ["H2_PREFACE", "Dispatch", "ProtocolFactory", "switch_protocol"]
+
+
+class Dispatch:
+    """Protocol choices for the connections of one ServerContext (one per event loop)."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        # Extra choices, registered by the protocols that exist (HTTP/2, WebSockets):
+        # ALPN id -> factory; Upgrade token (lower-case bytes) -> factory maker.
+        self.alpn: dict[str, ProtocolFactory] = {}
+        self.upgrades: dict[bytes, Callable[[Any], ProtocolFactory | None]] = {}
+        self.h2c: ProtocolFactory | None = None
+
+    def factory(self) -> ProtocolFactory:
+        """What `loop.create_server` gets. Plain HTTP/1.1 needs no choice at accept time, so its
+        connections start on H1Protocol directly: no extra hop on the hot path."""
+        ctx = self.ctx
+        return lambda: H1Protocol(ctx)
+
+    def by_alpn(self, selected: str | None) -> ProtocolFactory:
+        """After a TLS handshake: `selected_alpn_protocol()` (None: no ALPN, HTTP/1.1)."""
+        if selected is not None:
+            chosen = self.alpn.get(selected)
+            if chosen is not None:
+                return chosen
+        return self.factory()
+
+    def on_preface(self, data: bytes) -> ProtocolFactory | None:
+        if self.h2c is not None and data.startswith(H2_PREFACE):
+            return self.h2c
+        return None
+
+    def on_upgrade(self, cycle: Any, token: bytes) -> ProtocolFactory | None:
+        make = self.upgrades.get(token.strip().lower())
+        return make(cycle) if make is not None else None
