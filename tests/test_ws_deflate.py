@@ -286,7 +286,7 @@ def test_zip_bomb_fails_with_1009_without_memory() -> None:
     finally:
         tracemalloc.stop()
     assert events == [Failure(1009, "message too big")]
-    assert server_frames(out)[0][1][:2] == b"\x03\xf1"
+    assert out == b""
     assert peak < 8 << 20  # the input frame and one bounded output, not 64 MiB
 
 

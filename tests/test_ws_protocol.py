@@ -28,6 +28,18 @@ from granian.websocket.connection import (
 )
 
 
+def server_close_after(conn: WSConnection, events: list[Any], out: bytes) -> int | None:
+    """A Failure ends the events and nothing is written for it (the server closes when it is
+    ready, 7.1.7): its close() then carries the failure's code, and reading is over."""
+    failure = events[-1]
+    assert isinstance(failure, Failure)
+    assert all(b0 != 0x88 for b0, _ in server_frames(out))
+    assert conn.feed(text("after")) == ([], b"")
+    code, reason = close_of(conn.close(failure.code, failure.reason))
+    assert reason == failure.reason.encode()
+    return code
+
+
 def feed_bytewise(conn: WSConnection, data: bytes) -> tuple[list[Any], bytes]:
     events: list[Any] = []
     out = b""
@@ -146,12 +158,12 @@ def test_invalid_utf8_fails_at_the_bad_byte_within_one_frame(bad: bytes) -> None
         events, out = conn.feed(frame[i : i + 1])
         if events:
             assert events == [Failure(1007, "invalid UTF-8 in a text message")]
-            assert close_of(out)[0] == 1007
+            assert server_close_after(conn, events, out) == 1007
             assert i - header == stop
             break
     else:
         pytest.fail("no failure")
-    assert conn.state == CLOSED
+    assert conn.state == CLOSING
 
 
 @pytest.mark.parametrize("bad", INVALID_UTF8)
@@ -161,9 +173,9 @@ def test_invalid_utf8_fails_at_the_fragment_that_brings_it(bad: bytes) -> None:
     assert conn.feed(text(bad[:stop], fin=False)) == ([], b"")
     events, out = conn.feed(cont(bad[stop : stop + 1], fin=False))
     assert events == [Failure(1007, "invalid UTF-8 in a text message")]
-    assert close_of(out)[0] == 1007
     # what follows is not read
     assert conn.feed(cont(bad[stop + 1 :])) == ([], b"")
+    assert server_close_after(conn, events, out) == 1007
 
 
 def test_a_character_split_across_fragments_is_fine() -> None:
@@ -193,7 +205,7 @@ def test_message_size_bounds_a_message_over_its_fragments() -> None:
     assert conn.feed(text("x" * 5, fin=False) + cont(b"y" * 5)) == (["x" * 5 + "y" * 5], b"")
     events, out = conn.feed(text("x" * 5, fin=False) + cont(b"y" * 6))
     assert events == [Failure(1009, "message too big")]
-    assert close_of(out) == (1009, b"message too big")
+    assert server_close_after(conn, events, out) == 1009
 
 
 def test_four_megabytes_in_64_byte_fragments_pass() -> None:
@@ -209,7 +221,7 @@ def test_an_oversized_frame_fails_at_its_header() -> None:
     conn = WSConnection(max_message_size=1000)
     events, out = conn.feed(binary(b"z" * 5000)[:8])  # header only
     assert events == [Failure(1009, "message too big")]
-    assert close_of(out)[0] == 1009
+    assert server_close_after(conn, events, out) == 1009
 
 
 def test_control_frames_do_not_count_toward_the_message() -> None:
@@ -243,18 +255,24 @@ def test_protocol_errors_close_with_1002(name: str, data: bytes) -> None:
     conn = WSConnection()
     events, out = conn.feed(data)
     assert len(events) == 1 and isinstance(events[0], Failure) and events[0].code == 1002
-    assert close_of(out)[0] == 1002
-    assert conn.state == CLOSED and conn.close_sent
+    assert conn.state == OPEN and not conn.close_sent  # the server's close() is still to come
+    assert server_close_after(conn, events, out) == 1002
+    assert conn.state == CLOSING and conn.close_sent
     assert conn.connection_lost() == (1002, events[0].reason)
-    # nothing after a failure is read
-    assert conn.feed(text("more")) == ([], b"")
 
 
 def test_messages_before_the_bad_frame_are_delivered() -> None:
-    events, out = WSConnection().feed(text("ok") + ping(b"p") + client_frame(0x83, b""))
+    conn = WSConnection()
+    events, out = conn.feed(text("ok") + ping(b"p") + client_frame(0x83, b""))
     assert events[:2] == ["ok", Ping(b"p")]
     assert events[2] == Failure(1002, "reserved opcode")
-    assert server_frames(out) == [(0x8A, b"p"), (0x88, b"\x03\xeareserved opcode")]
+    assert server_frames(out) == [(0x8A, b"p")]
+    # the earlier message can still be answered before the server's close
+    echo = conn.send_text(events[0])
+    assert server_frames(echo + conn.close(1002, "reserved opcode")) == [
+        (0x81, b"ok"),
+        (0x88, b"\x03\xeareserved opcode"),
+    ]
 
 
 VALID_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999]
@@ -277,7 +295,7 @@ def test_invalid_close_codes_fail_with_1002(code: int) -> None:
     conn = WSConnection()
     events, out = conn.feed(close(code))
     assert events == [Failure(1002, "invalid close code")]
-    assert close_of(out)[0] == 1002
+    assert server_close_after(conn, events, out) == 1002
 
 
 def test_valid_close_code_rule() -> None:
@@ -294,9 +312,10 @@ def test_close_without_code_is_1005_and_is_answered_without_code() -> None:
 
 
 def test_close_reason_must_be_utf8() -> None:
-    events, out = WSConnection().feed(close(1000, b"\xff"))
+    conn = WSConnection()
+    events, out = conn.feed(close(1000, b"\xff"))
     assert events == [Failure(1007, "invalid UTF-8 in a close reason")]
-    assert close_of(out)[0] == 1007
+    assert server_close_after(conn, events, out) == 1007
 
 
 def test_close_inside_a_fragmented_message_ends_it() -> None:
