@@ -408,3 +408,9 @@ def test_any_messages_round_trip_with_the_library(msgs: list[Any], snct: bool, c
     assert pair.client_to_server() == msgs
     frames = pair.server_to_client(b"".join(pair.server.send_message(m) for m in msgs))
     assert [bytes(f.data) if f.opcode.name == "BINARY" else bytes(f.data).decode() for f in frames] == msgs
+
+
+def test_a_huge_size_bound_is_fine_for_zlib() -> None:
+    # zlib's max_length is a Py_ssize_t: a bound past it is clamped, not an OverflowError
+    conn = WSConnection(2**62, PerMessageDeflate())
+    assert conn.feed(masked(0xC1, bytes.fromhex("f248cdc9c90700"))) == (["Hello"], b"")

@@ -9,6 +9,7 @@ created on first use, so an idle connection holds none.
 from __future__ import annotations
 
 import re
+import sys
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ _WINDOW_BITS: Final[frozenset[str]] = frozenset(str(n) for n in range(8, 16))
 #: distance over MAX_DIST = window - MIN_LOOKAHEAD (262), 250 bytes for a 9-bit window, so a
 #: 9-bit compressor's output fits a peer that asked for 8 (tested in test_ws_deflate.py).
 _MIN_ZLIB_BITS: Final[int] = 9
+_MAX_OUT: Final[int] = sys.maxsize - 1
 
 _TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _OWS: Final = re.compile(rb"[ \t]*")
@@ -199,6 +201,8 @@ class PerMessageDeflate:
         d = self._inflater
         if d is None:
             d = self._inflater = zlib.decompressobj(-self.client_max_window_bits)
+        if limit >= _MAX_OUT:
+            limit = _MAX_OUT  # zlib's max_length is a Py_ssize_t
         try:
             out = d.decompress(data, limit + 1) if data else b""
             if len(out) > limit:
