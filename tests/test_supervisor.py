@@ -262,7 +262,9 @@ def test_max_rss_respawns_a_growing_worker(start) -> None:  # type: ignore[no-un
 def test_workers_lifetime_rolls_workers(start) -> None:  # type: ignore[no-untyped-def]
     # --workers-lifetime has a 60 s floor; the override exercises the same mechanism in 1 s.
     srv = start(workers_lifetime=60, respawn_interval=0.2, overrides={"workers_lifetime": 1}).ready()
-    (old,) = srv.worker_pids()
+    # The first worker's PID from its spawn line: by the time the server answered (slower under
+    # coverage) its 1 s lifetime may be over and the replacement already running beside it.
+    old = int(srv.wait_for(r"Spawned worker-1 with PID: (\d+)").group(1))
     srv.wait_for(rf"Replacing worker-1 \(PID {old}\): lifetime", 10)
     assert wait_until(lambda: not alive(old), 10)
     assert srv.get() not in (None, str(old))
