@@ -23,7 +23,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..log import AccessLog
+    from ..access_log import AccessLog
     from .cycle import Cycle
 
 # Request-duration histogram bounds, seconds (Prometheus client libraries' default ladder, which
@@ -258,10 +258,10 @@ def make_completion_hook(
     """The `ServerContext.on_complete` callback for what is enabled; None when neither is (then
     the connection installs nothing and skips even the request-start timestamp). Build one per
     event loop: the access log part only queues `(cycle, dt)` on this hook's own batch, and the
-    lines are rendered and written once per batch (granian.log.AccessBatch)."""
+    lines are rendered and written once per batch (granian.access_log.AccessBatch)."""
     clock = time.perf_counter
     if access_log is not None:
-        from ..log import ACCESS_FLUSH_LINES
+        from ..access_log import ACCESS_FLUSH_LINES
 
         batch = access_log.batch()
         items = batch.items
