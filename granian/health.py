@@ -31,7 +31,7 @@ from collections.abc import Iterable
 
 from .http1.response import SERVER_NAME, http_date
 
-__all__ = ["Health"]
+__all__ = ["Health", "HealthView"]
 
 _OK = b"ok"
 _DRAINING = b"draining"
@@ -130,3 +130,42 @@ class Health:
         if not head_only:
             parts.append(body)
         return b"".join(parts)
+
+
+class HealthView:
+    """What the access log reads of a request (granian.access_log.RequestView), for a health
+    answer, which has no request cycle."""
+
+    __slots__ = (
+        "method",
+        "raw_path",
+        "query",
+        "http_version",
+        "headers",
+        "scheme",
+        "client",
+        "status",
+        "bytes_sent",
+        "t0",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        raw_path: bytes,
+        query: bytes,
+        minor: int,
+        headers: list[tuple[bytes, bytes]],
+        scheme: str,
+        client: tuple[str, int] | None,
+    ) -> None:
+        self.method = method
+        self.raw_path = raw_path
+        self.query = query
+        self.http_version = "1.1" if minor else "1.0"
+        self.headers = headers
+        self.scheme = scheme
+        self.client = client
+        self.status = 0
+        self.bytes_sent = 0
+        self.t0 = 0.0

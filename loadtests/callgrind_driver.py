@@ -26,7 +26,8 @@ or let the driver do both runs and the arithmetic:
 (copy the tree and put the old modules in to compare before and after).
 
 Modes: `asgi` (default Task per request), `asgi-opt` (`--opt` eager), `asgi-echo` (a 16 KiB
-POST echoed back, as the harness's asgi-echo16k), `rsgi`, `wsgi`; any of
+POST echoed back, as the harness's asgi-echo16k), `rsgi`, `wsgi`; `-health` appended sets a
+`--health-path` (the requests still go to `/`); any of
 them with `-log` appended also runs the default access log (lines written to /dev/null).
 Without `--callgrind` it just serves N requests and checks every response (a smoke test).
 """
@@ -107,7 +108,7 @@ class FakeTransport:
 
 
 def _adapter(mode: str) -> Any:
-    mode = mode.removesuffix("-log")
+    mode = mode.removesuffix("-health").removesuffix("-log")
     if mode.startswith("asgi"):
         from apps.asgi_app import app as asgi_app
 
@@ -158,6 +159,11 @@ async def _serve(mode: str, n: int) -> None:
             access_log_fmt = None
 
         ctx.on_complete = make_completion_hook(make_access_log(_LogSettings()), None)
+    if mode.endswith("-health"):
+        # --health-path /healthz set (requests go to `/`): what the path check costs them
+        from granian.health import Health
+
+        ctx.health_routes = Health(["/healthz"]).routes
     proto = H1Protocol(ctx)
     transport = FakeTransport(loop, n, echo=mode.startswith("asgi-echo"))
     transport.proto = proto

@@ -38,6 +38,9 @@ class WorkerConfig:
     metrics: bool = False
     metrics_scrape_interval: float = 15.0
     access_log: bool = False
+    health_paths: tuple[str, ...] = ()  # --health-path
+    proxy_headers: bool = False  # --proxy-headers
+    forwarded_allow_ips: str = "127.0.0.1"  # --forwarded-allow-ips
     http1: HTTP1Config = field(default_factory=HTTP1Config)
     app: AppConfig = field(default_factory=AppConfig)
 
@@ -62,6 +65,9 @@ class WorkerConfig:
             metrics=bool(get("metrics", False)),
             metrics_scrape_interval=float(get("metrics_scrape_interval", 15)),
             access_log=bool(get("access_log", False)),
+            health_paths=tuple(str(p) for p in get("health_path", ())),
+            proxy_headers=bool(get("proxy_headers", False)),
+            forwarded_allow_ips=_allow_list(get("forwarded_allow_ips", "127.0.0.1")),
             http1=HTTP1Config(
                 buffer_size=int(get("http1_buffer_size", HTTP1_BUFFER_SIZE)),
                 keep_alive=bool(get("http1_keep_alive", True)),
@@ -70,3 +76,10 @@ class WorkerConfig:
             ),
             app=AppConfig.of(settings),
         )
+
+
+def _allow_list(value: Any) -> str:
+    """--forwarded-allow-ips as the comma-separated text granian.proxy parses."""
+    if isinstance(value, str):
+        return value
+    return ",".join(str(v) for v in value)

@@ -23,6 +23,9 @@ from .eager import EAGER
 
 if TYPE_CHECKING:
     from .._types import Connection, Handler
+    from ..access_log import AccessLog
+    from ..health import Health
+    from ..proxy import ProxyHeaders
     from .dispatch import Dispatch
     from .metrics import WorkerMetrics
 
@@ -69,6 +72,12 @@ class ServerContext:
         self.on_complete: Callable[[Any], None] | None = None
         # The protocol choices (granian.server.dispatch.Dispatch), set by the worker; None: HTTP/1.1 only.
         self.dispatch: Dispatch | None = None
+        # --health-path: path bytes -> the worker's Health (empty: no health path; one dict
+        # truthiness test per request then). --proxy-headers: the trust list and resolver.
+        self.health_routes: dict[bytes, Health] = {}
+        self.proxy: ProxyHeaders | None = None
+        # the access log, for what is logged without a cycle (health answers); None when off
+        self.access_log: AccessLog | None = None
         # --metrics: the worker's counters (granian.server.metrics), None when off.
         self.metrics: WorkerMetrics | None = None
         self.connections: set[Connection] = set()

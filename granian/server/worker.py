@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from ..apps.loader import load_target
 from ..constants import SERVER_LOGGER
 from ..errors import EXIT_OK, EXIT_STARTUP_FAILED
+from ..health import Health
+from ..proxy import ProxyHeaders
 from .config import WorkerConfig
 from .context import ServerContext
 from .dispatch import Dispatch
@@ -62,6 +64,9 @@ class Worker:
     def __init__(self, settings: Any, sock: socket.socket, adapter: Any, worker_id: int = 1) -> None:
         self.settings = settings
         self.config = WorkerConfig.of(settings)
+        # One Health for all loop threads of this worker (granian.health).
+        self.health = Health(self.config.health_paths)
+        self.proxy = ProxyHeaders(self.config.forwarded_allow_ips) if self.config.proxy_headers else None
         self.sock = sock
         self.adapter = adapter
         self.worker_id = worker_id
@@ -75,6 +80,10 @@ class Worker:
         # --threads: the extra loop threads and their counters (granian.server.threads).
         self._threads: list[LoopThread] = []
         self._thread_metrics: list[WorkerMetrics] = []
+
+    def drain_notice(self) -> None:
+        """A graceful stop is coming (--shutdown-delay): health paths say 503, all else goes on."""
+        self.health.start_draining()
 
     def request_stop(self) -> None:
         """Ask the worker to stop gracefully; safe from any thread and before serving started."""
@@ -122,6 +131,7 @@ class Worker:
             self.server = await loop.create_server(factory, sock=self.sock, backlog=cfg.backlog)
             self.started.set()
             await self._stop.wait()
+            self.health.start_draining()  # 503 from the moment the graceful stop begins
             # Stop accepting, answer what is in flight, close idle keep-alive connections. The
             # main loop closes its server first: in runtime mode hand-offs already queued reach
             # their loop before that loop's stop request (same queue), within its drain grace.
@@ -164,6 +174,9 @@ class Worker:
             eager=cfg.eager,
         )
         ctx.dispatch = Dispatch(ctx)
+        ctx.health_routes = self.health.routes
+        ctx.proxy = self.proxy
+        ctx.access_log = access_log
         # Access log and metrics (granian.log, granian.server.metrics), only when enabled: with
         # both off nothing is installed and the connection skips even the start timestamp.
         if access_log is not None or metrics is not None:
@@ -274,9 +287,12 @@ def _install_signals(loop: asyncio.AbstractEventLoop, worker: Worker) -> list[si
     if threading.current_thread() is not threading.main_thread():
         return []
     installed = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    handlers = {signal.SIGTERM: worker.request_stop, signal.SIGINT: worker.request_stop}
+    # The master's notice that a --shutdown-delay began: health paths answer 503 from now on.
+    handlers[signal.SIGUSR2] = worker.drain_notice
+    for sig, handler in handlers.items():
         try:
-            loop.add_signal_handler(sig, worker.request_stop)
+            loop.add_signal_handler(sig, handler)
         except (NotImplementedError, RuntimeError, ValueError):
             continue
         installed.append(sig)

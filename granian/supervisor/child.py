@@ -133,6 +133,9 @@ def worker_main(
         # blocked across fork are unblocked: one that arrived meanwhile hits the default action
         # (a SIGTERM ends this not-yet-serving worker, as the master asked).
         sigqueue.close_in_child()
+        # The master's drain notice (--shutdown-delay) may reach a worker before it installed
+        # its handler: ignored until then (SIG_IGN survives execve) rather than fatal.
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         os.close(death_pipe[1])
         if os.getppid() != master_pid:
             # The master died between fork and prctl: the signal will never come.

@@ -118,6 +118,8 @@ class Master:
         self.spawn_at: dict[int, float] = {}
         self.roll_queue: deque[tuple[int, int, str]] = deque()
         self.roll: RollStep | None = None
+        # --shutdown-delay: when the graceful stop begins after the delay (None: not delaying)
+        self.delay_until: float | None = None
         self.stopping = False
         self.exit_code = 0
         self.early_failures = 0
@@ -232,6 +234,9 @@ class Master:
         while (signum := self.sig.pop()) is not None:
             self.on_signal(signum)
         self.reap()
+        if self.delay_until is not None and not self.stopping and monotonic() >= self.delay_until:
+            log.info("Shutdown delay over: shutting down gracefully")
+            self.shutdown(0)
         if self.stopping:
             if not self.workers:
                 return False
@@ -270,6 +275,8 @@ class Master:
         # the loop into a busy spin (e.g. RSS sampling while stopping, an already-queued retire).
         deadlines = [w.kill_at for w in self.workers.values() if w.kill_at is not None]
         if not self.stopping:
+            if self.delay_until is not None:
+                deadlines.append(self.delay_until)
             deadlines += self.spawn_at.values()
             if self.roll is not None and not self.roll.draining:
                 deadlines.append(self.roll.stop_old_at)
@@ -291,7 +298,16 @@ class Master:
             return
         if signum in (signal.SIGINT, signal.SIGTERM):
             name = signal.Signals(signum).name
-            if not self.stopping:
+            delay = float(getattr(self.s, "shutdown_delay", 0) or 0)
+            if not self.stopping and delay > 0 and self.delay_until is None:
+                # Kubernetes removes a terminating pod from its endpoints while the kubelet
+                # already sends SIGTERM: keep serving so nothing in flight towards us is refused,
+                # with health paths already answering 503 (CLI.md --shutdown-delay).
+                log.info("Received %s: health paths report draining; shutting down in %gs", name, delay)
+                self.delay_until = monotonic() + delay
+                for w in self.workers.values():
+                    self._signal(w.pid, signal.SIGUSR2)
+            elif not self.stopping:
                 log.info("Received %s: shutting down gracefully", name)
                 self.shutdown(0)
             elif signum == signal.SIGINT:

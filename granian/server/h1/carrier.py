@@ -26,6 +26,7 @@ from ..sendfile import sendfile_dup
 
 if TYPE_CHECKING:
     from ..._types import Headers
+    from ...proxy import ProxyHeaders
     from ..context import ServerContext
     from ..cycle import Cycle
 
@@ -76,6 +77,7 @@ class H1Carrier:
         "_framing",
         "_pending_head",
         "_expected",
+        "_proxy",
     )
     ctx: ServerContext
     transport: Any
@@ -105,6 +107,7 @@ class H1Carrier:
     _framing: int
     _pending_head: bytes | None
     _expected: int
+    _proxy: ProxyHeaders | None  # set when the peer is a trusted proxy (--proxy-headers)
 
     def resume_body(self) -> None:
         raise NotImplementedError

@@ -18,9 +18,11 @@ from time import perf_counter
 from typing import Any
 
 from ...errors import ProtocolError
+from ...health import Health, HealthView
 from ...http1.conn import DISCARD_LIMIT, body_reader, split_target, wants_keep_alive
-from ...http1.parser import F_EXPECT_CONTINUE, parse_head
+from ...http1.parser import F_CHUNKED, F_EXPECT_CONTINUE, parse_head
 from ...http1.response import FRAME_NONE, simple_response
+from ...proxy import ProxyHeaders
 from ..context import ServerContext
 from ..cycle import Cycle
 from ..eager import start_eager
@@ -62,6 +64,7 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         self._framing = FRAME_NONE
         self._pending_head: bytes | None = None
         self._expected = -1
+        self._proxy: ProxyHeaders | None = None
         self.waiting_since = ctx.now
         self.body_paused = False
         self.write_paused = False
@@ -95,6 +98,11 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         if isinstance(local, tuple):
             self.server = (local[0], local[1])
+        proxy = ctx.proxy
+        if proxy is not None and self.client is not None and self.client[0] in proxy.trusted:
+            # --proxy-headers: only a trusted peer's forwarding fields count; checked once here
+            # so a request from anyone else pays one `is not None`.
+            self._proxy = proxy
         if ctx.draining:
             self._closing = True
             transport.close()
@@ -212,6 +220,14 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
             path, query = target, b""
         else:
             path, query = split_target(target)
+        routes = ctx.health_routes
+        if routes:
+            # --health-path: answered here, before static files and the app (CLI.md "Health");
+            # with none set this is one dict truthiness test, else one lookup.
+            health = routes.get(path)
+            if health is not None:
+                self._health(health, end, method, path, query, minor, headers, content_length, flags)
+                return
         if flags or content_length > 0:
             keep = wants_keep_alive(minor, flags)
             reader = body_reader(content_length, flags)
@@ -233,6 +249,8 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
             keep and ctx.keep_alive,
             reader is None,
         )
+        if self._proxy is not None:
+            self._forwarded(cycle, headers)
         # The request's framing state (H1Carrier): one request at a time per connection.
         self._minor = minor
         self._is_head = method_s == "HEAD"
@@ -374,6 +392,59 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         if hook is not None:
             hook(cycle)
         ctx.release()
+
+    # ---------------------------------------------------------------- health, proxies
+
+    def _health(
+        self,
+        health: Health,
+        end: int,
+        method: bytes,
+        path: bytes,
+        query: bytes,
+        minor: int,
+        headers: list[tuple[bytes, bytes]],
+        content_length: int,
+        flags: int,
+    ) -> None:
+        """Answer a health path without a cycle. A request with a body is answered, then the
+        connection closes (the body is never read: a probe sends none)."""
+        ctx = self.ctx
+        t0 = perf_counter()
+        has_body = content_length > 0 or bool(flags & F_CHUNKED)
+        keep = ctx.keep_alive and not has_body and wants_keep_alive(minor, flags) and not ctx.draining
+        self._pos = end
+        self.write(health.http1(method, minor, keep))
+        if ctx.access_log is not None:
+            # logged as any request when --access-log is on, never counted as one in metrics
+            view = HealthView(method.decode("latin-1"), path, query, minor, headers, self.scheme, self.client)
+            view.status = health.status(method)
+            ctx.access_log.log(view, perf_counter() - t0)
+        if not keep:
+            self._closing = True
+            self.transport.close()
+            return
+        self.waiting_since = ctx.now
+        if self._partial or self._pos < len(self._buf):
+            ctx.loop.call_soon(self._next_request)
+
+    def _forwarded(self, cycle: Cycle, headers: list[tuple[bytes, bytes]]) -> None:
+        """--proxy-headers from a trusted peer: the client, scheme and host it forwarded."""
+        client = self.client
+        assert self._proxy is not None and client is not None
+        found = self._proxy.resolve(client[0], client[1], headers)
+        if found is None:
+            return
+        host, port, scheme, forwarded_host = found
+        if host is not None:
+            cycle.client = (host, port or 0)  # ASGI servers put 0 where no port was forwarded
+        if scheme is not None:
+            cycle.scheme = scheme
+        if forwarded_host is not None:
+            value = forwarded_host.encode("latin-1")
+            cycle.headers = [(n, value if n == b"host" else v) for n, v in headers]
+            if not any(n == b"host" for n, _ in headers):
+                cycle.headers.append((b"host", value))
 
     # ---------------------------------------------------------------- protocol switch
 
