@@ -23,8 +23,8 @@
   HTTP clients retry: RFC 9112 §9.3.1). Exit status 0 only when failures and resets are zero.
   `--json FILE` writes the counts.
 
-Readiness is probed on the app path "/" until the worker answers `--health-path` itself; then
-set HEALTH_PATH below (one line) and the pods get `--health-path` and are probed there.
+Readiness is probed on the server's own `--health-path` answer (HEALTH_PATH below; None probes
+the app's "/" instead).
 """
 
 from __future__ import annotations
@@ -48,9 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The readiness path. None: the app's own "/" (works before --health-path is wired into the
-# worker). Set to "/healthz" to probe the server's own health answer instead.
-HEALTH_PATH: str | None = None
+# The readiness path, answered by the worker itself (--health-path). None: the app's own "/".
+HEALTH_PATH: str | None = "/healthz"
 
 GRANIAN = Path(sys.executable).parent / "granian"
 HOST = "127.0.0.1"
