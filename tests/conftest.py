@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fakes import FakeTransport  # noqa: E402
+from fakes import FakeCycle, FakeTransport  # noqa: E402
 from helpers import ServerProc, start_server  # noqa: E402
 
 
@@ -18,6 +18,13 @@ from helpers import ServerProc, start_server  # noqa: E402
 def fake_transport() -> FakeTransport:
     """A transport that records writes, reading pauses and closes (tests/fakes.py)."""
     return FakeTransport()
+
+
+@pytest.fixture
+def fake_cycle() -> type[FakeCycle]:
+    """A factory of in-memory request cycles (tests/fakes.py): `fake_cycle("POST", b"/p",
+    body=b"...", script=[...])` scripts the client and records the response."""
+    return FakeCycle
 
 
 @pytest.fixture(scope="module")
