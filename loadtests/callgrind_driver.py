@@ -136,9 +136,11 @@ def _adapter(mode: str) -> Any:
 async def _serve(mode: str, n: int) -> None:
     from granian.server.context import ServerContext
     try:
+        # a tree from before the cycle-core refactor (GRANIAN_SRC). Tried first: an editable
+        # install's finder would serve this checkout's server/h1 to an older tree.
+        from granian.server.protocol import H1Protocol  # type: ignore[import-not-found]
+    except ImportError:
         from granian.server.h1 import H1Protocol
-    except ImportError:  # a tree from before the cycle-core refactor (GRANIAN_SRC)
-        from granian.server.protocol import H1Protocol  # type: ignore[no-redef]
 
     loop = asyncio.get_running_loop()
     adapter = _adapter(mode)

@@ -146,6 +146,10 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("ours-accesslog", "Ours, ASGI plaintext: `--access-log` on vs off "
              "(log written to a file)", "asgi", "/", ("ours-nolog", "ours-log"), "ours-nolog",
              groups=("modes",)),
+    Scenario("ours-opt", "Ours, ASGI plaintext: `--opt` vs the default", "asgi", "/",
+             ("ours-default", "ours-opt"), "ours-default", groups=("modes",)),
+    Scenario("ours-health", "Ours, ASGI plaintext to `/`: `--health-path /healthz` set vs not",
+             "asgi", "/", ("ours-default", "ours-health"), "ours-default", groups=("modes",)),
 )
 
 POST_LUA = f"""-- 16 KiB POST body; wrk adds the content-length itself.
@@ -619,6 +623,9 @@ def build_servers(args: argparse.Namespace) -> dict[str, Server]:
         "ours-w2": Server("ours-w2", _granian_argv(ours, workers=2), pin=False),
         "ours-nolog": Server("ours-nolog", _granian_argv(ours, ("--no-access-log",))),
         "ours-log": Server("ours-log", _granian_argv(ours, ("--access-log",))),
+        "ours-default": Server("ours-default", _granian_argv(ours)),
+        "ours-opt": Server("ours-opt", _granian_argv(ours, ("--opt",))),
+        "ours-health": Server("ours-health", _granian_argv(ours, ("--health-path", "/healthz"))),
     }
     return s
 
@@ -664,7 +671,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "issue3, rss) or 'all' (the default)")
     p.add_argument("--servers", default="",
                    help="comma list to restrict to (ours, granian-rust, uvicorn, gunicorn, "
-                        "ours-w1, ours-w2, ours-log, ours-nolog; 'ours' includes the ours-* "
+                        "ours-w1, ours-w2, ours-log, ours-nolog, ours-default, ours-opt, ours-health; "
+                        "'ours' includes the ours-* "
                         "variants); default all")
     p.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 3)")
     p.add_argument("--duration", type=float, default=None,
