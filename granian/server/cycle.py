@@ -273,7 +273,8 @@ class Cycle:
     async def write(self, data: bytes) -> None:
         carrier = self._carrier
         if carrier is None:
-            if self.response_done:
+            # A client that left also ends the response (response_done): say which it was.
+            if self.response_done and not self.disconnected:
                 raise RuntimeError("response already finished")
             raise ClientDisconnected("client disconnected")
         if not self.response_started:
