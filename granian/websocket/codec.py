@@ -35,6 +35,7 @@ __all__ = [
     "new_decoder",
     "scratch",
     "summary_count",
+    "unpack_words",
 ]
 
 REC_START: Final[int] = lib.WS_REC_START
@@ -93,6 +94,9 @@ def summary_count(result: int) -> int:
     return (result >> SUMMARY_COUNT_SHIFT) & SUMMARY_COUNT_MASK
 
 
+unpack_words: Final = ffi.unpack
+"""`unpack_words(out_rec, n) -> list[int]`: the first n record words, in one call."""
+
 _nozero = ffi.new_allocator(should_clear_after_alloc=False)
 
 
@@ -116,6 +120,7 @@ class Scratch(threading.local):
         out.simd = 1 if simd else 0
         self._keep = (rec, dst)  # out holds raw pointers: keep the arrays alive
         self.out: Any = out
+        self.rec: Any = rec
         self.words: Any = ffi.buffer(rec)
         # slicing a cffi buffer gives one bytes object, without ffi.unpack's argument parsing
         self.view: Any = ffi.buffer(dst)

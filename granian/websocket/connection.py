@@ -100,8 +100,8 @@ _WHOLE_BINARY: Final[int] = _WHOLE | 0x2
 _START: Final[int] = codec.REC_START
 _END: Final[int] = codec.REC_END
 _FINAL: Final[int] = codec.REC_END | 0x80  # the last piece of a message's last frame
-_REC_SIZE: Final[int] = codec.REC.size
-_unpack: Final = codec.REC.unpack_from
+_REC_WORDS: Final[int] = codec.REC_WORDS
+_unpack_words: Final = codec.unpack_words
 _decode: Final = codec.decode
 _decode_from: Final = codec.decode_from
 _E_FULL: Final[int] = codec.E_FULL
@@ -155,8 +155,8 @@ class WSConnection:
         "_pmd",
         "_size",
         "_utf8",
+        "_rec",
         "_view",
-        "_words",
         "close_code",
         "close_reason",
         "close_received",
@@ -175,7 +175,7 @@ class WSConnection:
         self._dec: Any = codec.new_decoder(max_message_size, 0x40 if deflate is not None else 0, True)
         s = codec.scratch()
         self._out: Any = s.out
-        self._words: Any = s.words
+        self._rec: Any = s.rec
         self._view: Any = s.view
         self._op = 0  # opcode of the data message being assembled; 0: none
         self._compressed = False
@@ -229,10 +229,20 @@ class WSConnection:
 
     def _records(self, count: int, events: list[Event], out: list[bytes]) -> bool:
         """Act on `count` records; False once the connection closed or failed."""
-        words = self._words
         view = self._view
-        for i in range(count):
-            info, off, ln = _unpack(words, i * _REC_SIZE)
+        # every record's three words in one call, then plain ints
+        it = iter(_unpack_words(self._rec, _REC_WORDS * count))
+        for info, off, ln in zip(it, it, it, strict=True):
+            if info == _WHOLE_TEXT:  # no message can be open then (5.4, checked in C)
+                try:
+                    events.append(view[off : off + ln].decode())
+                except UnicodeDecodeError:
+                    events.append(self._fail(1007, "invalid UTF-8 in a text message"))
+                    return False
+                continue
+            if info == _WHOLE_BINARY:
+                events.append(view[off : off + ln])
+                continue
             op = info & 0x0F
             if op >= 8:
                 # control frames (5.5) may come between the fragments of a message
@@ -245,18 +255,6 @@ class WSConnection:
                 # a data message's first frame (the decoder enforced the sequence, 5.4)
                 self._op = op
                 self._compressed = bool(info & 0x40)
-                if (info & _WHOLE) == _WHOLE and not self._compressed:
-                    piece = view[off : off + ln]
-                    self._op = 0
-                    if op == 1:
-                        try:
-                            events.append(piece.decode())
-                        except UnicodeDecodeError:
-                            events.append(self._fail(1007, "invalid UTF-8 in a text message"))
-                            return False
-                    else:
-                        events.append(piece)
-                    continue
                 self._parts = []
                 self._size = 0
                 if op == 1:
