@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ...proxy import ProxyHeaders
     from ..context import ServerContext
     from ..cycle import Cycle
+    from ..flow import FlowControl
 
 __all__ = ["H1Carrier"]
 
@@ -59,7 +60,7 @@ class H1Carrier:
         "root_path",
         "waiting_since",
         "body_paused",
-        "write_paused",
+        "flow",
         "_cycle",
         "_closing",
         "_lost",
@@ -68,8 +69,6 @@ class H1Carrier:
         "_partial",
         "_buf",
         "_pos",
-        "_paused",
-        "_drain_waiter",
         "_lost_fut",
         "_minor",
         "_is_head",
@@ -87,7 +86,7 @@ class H1Carrier:
     root_path: str
     waiting_since: float
     body_paused: bool
-    write_paused: bool
+    flow: FlowControl  # reading pauses and write backpressure (granian.server.flow)
     _cycle: Cycle | None
     _closing: bool
     _lost: bool
@@ -96,8 +95,6 @@ class H1Carrier:
     _partial: bytearray | None
     _buf: bytes
     _pos: int
-    _paused: int
-    _drain_waiter: asyncio.Future[None] | None
     _lost_fut: asyncio.Future[None] | None
     # the request in flight: its HTTP minor version, HEAD or not, a pending `100 Continue`,
     # and the response's framing (FRAME_*), held-back head and declared length
@@ -167,7 +164,7 @@ class H1Carrier:
             data = head + data
         if data:
             self.write(data)
-            if self.write_paused:
+            if self.flow.write_paused:
                 return _PAUSED
             if self.transport.is_closing():
                 return _CLOSING
@@ -248,12 +245,11 @@ class H1Carrier:
     # ---------------------------------------------------------------- Carrier: waits
 
     async def drain(self) -> None:
-        if not self.write_paused or self._lost:
-            return
-        waiter = self._drain_waiter
-        if waiter is None or waiter.done():
-            waiter = self._drain_waiter = self.ctx.loop.create_future()
-        await waiter
+        await self.flow.drain()
+
+    @property
+    def write_paused(self) -> bool:
+        return self.flow.write_paused
 
     def lost_future(self) -> asyncio.Future[None]:
         fut = self._lost_fut
@@ -348,5 +344,5 @@ class H1Carrier:
             # Pipelined requests: parse the next one from a fresh loop callback, so an eager
             # (`--opt`) handler never starts inside another request's task.
             ctx.loop.call_soon(self._next_request)
-        elif self._paused & _PAUSE_PIPELINE:
+        elif self.flow.reasons & _PAUSE_PIPELINE:
             self._resume(_PAUSE_PIPELINE)

@@ -26,6 +26,7 @@ from ...proxy import ProxyHeaders
 from ..context import ServerContext
 from ..cycle import Cycle
 from ..eager import start_eager
+from ..flow import FlowControl
 from .carrier import _PAUSE_BODY, _PAUSE_PARKED, _PAUSE_PIPELINE, H1Carrier
 from .switch import H2_PREFACE, switch_protocol
 
@@ -67,7 +68,6 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         self._proxy: ProxyHeaders | None = None
         self.waiting_since = ctx.now
         self.body_paused = False
-        self.write_paused = False
         self._buf = b""
         self._pos = 0
         self._partial: bytearray | None = None
@@ -75,8 +75,7 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         self._reader: Any = None
         self._discarded = 0
         self._closing = False
-        self._paused = 0
-        self._drain_waiter: asyncio.Future[None] | None = None
+        self.flow = FlowControl(None)
         self._lost_fut: asyncio.Future[None] | None = None
         self._lost = False
         self._out: list[bytes] = []
@@ -85,6 +84,7 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        self.flow.transport = transport
         ctx = self.ctx
         ctx.connections.add(self)
         m = ctx.metrics
@@ -122,24 +122,19 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
             if not cycle.response_done:
                 cycle.response_done = True
                 self._release(cycle)
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.flow.connection_lost()
         fut = self._lost_fut
         if fut is not None and not fut.done():
             fut.set_result(None)
-        if self._paused & _PAUSE_PARKED and self in self.ctx.waiting:
+        if self.flow.reasons & _PAUSE_PARKED and self in self.ctx.waiting:
             self.ctx.waiting.remove(self)
         self.ctx.connection_closed(self)
 
     def pause_writing(self) -> None:
-        self.write_paused = True
+        self.flow.pause_writing()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.flow.resume_writing()
 
     def data_received(self, data: bytes) -> None:
         if self._reader is not None:
@@ -184,7 +179,7 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         if pos >= len(buf):
             if self._out:
                 self._flush()
-            if self._paused & _PAUSE_PIPELINE:
+            if self.flow.reasons & _PAUSE_PIPELINE:
                 self._resume(_PAUSE_PIPELINE)
             return
         self._parse(buf, pos)
@@ -212,7 +207,7 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
             self._partial = bytearray(buf[pos:] if pos else buf)
             self._buf = b""
             self._pos = 0
-            if self._paused & _PAUSE_PIPELINE:
+            if self.flow.reasons & _PAUSE_PIPELINE:
                 self._resume(_PAUSE_PIPELINE)
             return
         end, method, target, minor, headers, content_length, flags = res
@@ -367,15 +362,10 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
     # ---------------------------------------------------------------- flow control
 
     def _pause(self, reason: int) -> None:
-        if not self._paused and not self._lost:
-            self.transport.pause_reading()
-        self._paused |= reason
+        self.flow.pause_reading(reason)
 
     def _resume(self, reason: int) -> None:
-        if self._paused & reason:
-            self._paused &= ~reason
-            if not self._paused and not self._lost:
-                self.transport.resume_reading()
+        self.flow.resume_reading(reason)
 
     def resume_body(self) -> None:
         self.body_paused = False
