@@ -205,6 +205,7 @@ class FakeCycle:
         self._expect_continue = any(n == b"expect" and v.lower() == b"100-continue" for n, v in self.headers)
         self._attached = True  # the response is not complete and the client is still here
         self._held_head = False  # start() without flush: the head waits for the first piece
+        self.head_sent = False  # the response head reached the client (a held one may never)
         self._writes = 0
         self._disconnect_after = disconnect_after_writes
         self.write_paused = False
@@ -395,6 +396,7 @@ class FakeCycle:
         self.status = status
         if not self._bodyless(status):
             self.bytes_sent = len(body)
+        self.head_sent = True
         self.events.append(("respond", status, fields, bytes(body)))
         self._complete()
 
@@ -410,6 +412,7 @@ class FakeCycle:
         self.response_started = True
         self.status = status
         self._held_head = not flush
+        self.head_sent = flush
         self.events.append(("start", status, fields, flush))
 
     async def write(self, data: bytes) -> None:
@@ -424,6 +427,7 @@ class FakeCycle:
             raise RuntimeError("response not started")
         wrote = self._held_head or bool(data)
         self._held_head = False
+        self.head_sent = True
         if data:
             self.bytes_sent += len(data)
             self.events.append((kind, bytes(data)))
@@ -461,6 +465,8 @@ class FakeCycle:
             self.response_done = True
             return
         self.events.append(("finish",))
+        self._held_head = False
+        self.head_sent = True
         self._complete()
 
     def fail(self, exc: BaseException | None = None) -> None:
@@ -475,6 +481,7 @@ class FakeCycle:
             if not self.body_complete:
                 self.keep_alive = False  # the unread rest of the body cannot be skipped safely
             self.bytes_sent = len(_500_BODY)
+            self.head_sent = True
             self.events.append(("error", 500, _500_BODY))
             self._complete()
             return
