@@ -13,7 +13,8 @@ import asyncio
 from typing import IO, TYPE_CHECKING, Any
 
 from ..._headers import declared_length
-from ...http1.conn import CONTINUE_RESPONSE, DISCARD_LIMIT
+from ...http1.conn import CONTINUE_RESPONSE
+from ...http1.connection import CLOSE, DROP_BODY, NEXT, H1State
 from ...http1.response import (
     FRAME_CHUNKED,
     FRAME_CLOSE,
@@ -48,7 +49,7 @@ _QUEUED, _PAUSED, _CLOSING = 0, 1, 2
 _FILE_COPY, _FILE_RAW, _FILE_SKIP = 0, 1, 2
 
 
-class H1Carrier:
+class H1Carrier(H1State):
     """Framing half of `H1Protocol`. The connection state both halves use is declared here."""
 
     __slots__ = (
@@ -65,14 +66,9 @@ class H1Carrier:
         "_closing",
         "_lost",
         "_out",
-        "_reader",
-        "_partial",
-        "_buf",
-        "_pos",
         "_lost_fut",
         "_minor",
         "_is_head",
-        "_continue",
         "_framing",
         "_pending_head",
         "_expected",
@@ -91,16 +87,11 @@ class H1Carrier:
     _closing: bool
     _lost: bool
     _out: list[bytes]
-    _reader: Any
-    _partial: bytearray | None
-    _buf: bytes
-    _pos: int
     _lost_fut: asyncio.Future[None] | None
     # the request in flight: its HTTP minor version, HEAD or not, a pending `100 Continue`,
     # and the response's framing (FRAME_*), held-back head and declared length
     _minor: int
     _is_head: bool
-    _continue: bool
     _framing: int
     _pending_head: bytes | None
     _expected: int
@@ -273,33 +264,20 @@ class H1Carrier:
             self.transport.writelines(out)
         out.clear()
 
-    def unread_too_large(self) -> bool:
-        """Whether an unread request body rules out keeping the connection: the client still
-        waits for `100 Continue`, or more than DISCARD_LIMIT bytes are still to come."""
-        reader = self._reader
-        if reader is None:
-            return False
-        return self._continue or reader.remaining > DISCARD_LIMIT
-
     def complete(self, cycle: Cycle, head: bytes, body: bytes | None) -> None:
         """Write the rest of a response (`head` may be b'' for a stream's end) and move on."""
         cycle.response_done = True
         ctx = self.ctx
         if not self._lost:
             out = self._out
-            if out or (ctx.pipeline_flush and (self._partial or self._pos < len(self._buf))):
+            if out or (ctx.pipeline_flush and self.pipelined()):
                 if head:
                     out.append(head)
                 if body:
                     out.append(body)
                 # More pipelined requests are already here: gather their responses and write
                 # them together once the batch is answered (--http1-pipeline-flush).
-                if not (
-                    cycle.keep_alive
-                    and len(out) < 128
-                    and ctx.pipeline_flush
-                    and (self._partial or self._pos < len(self._buf))
-                ):
+                if not (cycle.keep_alive and len(out) < 128 and ctx.pipeline_flush and self.pipelined()):
                     self._flush()
             elif body is None:
                 if head:
@@ -321,26 +299,20 @@ class H1Carrier:
             ctx.release()
         if self._lost:
             return
-        if not cycle.keep_alive or self._closing:
+        # What follows is H1State.response_done()'s decision.
+        after = self.response_done(cycle.keep_alive and not self._closing)
+        if after == CLOSE:
             self._closing = True
             if self._out:
                 self._flush()
             self.transport.close()
             return
-        if self._reader is not None:
-            # The app answered without reading its whole body; drop the rest (RFC 9112 §9.3)
-            # unless it is large or the client is still waiting for `100 Continue`.
-            if self.unread_too_large():
-                self._closing = True
-                self.transport.close()
-                return
-            if self.body_paused:
-                self.resume_body()
-            return
-        self.waiting_since = ctx.now
         if self.body_paused:
             self.resume_body()
-        if self._partial or self._pos < len(self._buf):
+        if after == DROP_BODY:
+            return
+        self.waiting_since = ctx.now
+        if after == NEXT:
             # Pipelined requests: parse the next one from a fresh loop callback, so an eager
             # (`--opt`) handler never starts inside another request's task.
             ctx.loop.call_soon(self._next_request)

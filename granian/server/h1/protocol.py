@@ -19,8 +19,7 @@ from typing import Any
 
 from ...errors import ProtocolError
 from ...health import Health, HealthView
-from ...http1.conn import DISCARD_LIMIT, body_reader, split_target, wants_keep_alive
-from ...http1.parser import F_CHUNKED, F_EXPECT_CONTINUE, parse_head
+from ...http1.connection import BODY, DISCARD, HEAD, IDLE, NEXT, OVERFLOW, PAUSE, H1State
 from ...http1.response import FRAME_NONE, simple_response
 from ...proxy import ProxyHeaders
 from ..context import ServerContext
@@ -50,9 +49,10 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
     """The connection's I/O: transport callbacks, parsing, reading flow control, timeouts and
     shutdown (a `granian._types.Connection`); its responses go out through `H1Carrier`."""
 
-    __slots__ = ("_discarded",)  # the rest are declared by H1Carrier
+    __slots__ = ()  # declared by H1State (the read side) and H1Carrier (the write side)
 
     def __init__(self, ctx: ServerContext) -> None:
+        H1State.__init__(self, ctx.limits, ctx.buffer_size)
         self.ctx = ctx
         self.transport: Any = None
         self.client: tuple[str, int] | None = None
@@ -61,19 +61,13 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         self.root_path = ctx.root_path
         self._minor = 1
         self._is_head = False
-        self._continue = False
         self._framing = FRAME_NONE
         self._pending_head: bytes | None = None
         self._expected = -1
         self._proxy: ProxyHeaders | None = None
         self.waiting_since = ctx.now
         self.body_paused = False
-        self._buf = b""
-        self._pos = 0
-        self._partial: bytearray | None = None
         self._cycle: Cycle | None = None
-        self._reader: Any = None
-        self._discarded = 0
         self._closing = False
         self.flow = FlowControl(None)
         self._lost_fut: asyncio.Future[None] | None = None
@@ -137,63 +131,53 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         self.flow.resume_writing()
 
     def data_received(self, data: bytes) -> None:
-        if self._reader is not None:
-            # Body bytes, for the request in flight or being discarded after its response.
-            if self._pos < len(self._buf):
-                data = self._buf[self._pos :] + data
-            self._feed_body(data, 0)
+        if (
+            self._reader is None
+            and self.state == IDLE
+            and self._partial is None
+            and self._pos >= len(self._buf)
+        ):
+            # A fresh head in one read: H1State.receive()'s commonest case, inlined.
+            self._buf = data
+            self._pos = 0
+            if data and not (self._lost or self._closing):
+                self._parse()
             return
-        if self._cycle is not None:
-            self._stash(data)
-            return
-        more = self._partial
-        if more is not None:
-            more += data
-            if _LF not in data:
-                # A head only ends at a line end: do not re-parse a growing partial line.
-                if len(more) > self.ctx.buffer_size:
-                    self._reject(431)
-                return
-            data = bytes(more)
-            self._partial = None
-        elif self._pos < len(self._buf):
-            data = self._buf[self._pos :] + data
-        self._buf = data
-        self._pos = 0
-        if not (self._lost or self._closing) and data:
-            # _next_request()'s other preconditions were just checked above.
-            self._parse(data, 0)
+        action = self.receive(data)
+        if action == HEAD:
+            if not (self._lost or self._closing):
+                self._parse()
+        elif action == BODY:
+            self._feed_body()
+        elif action == PAUSE:
+            self._pause(_PAUSE_PIPELINE)
+        elif action == OVERFLOW:
+            self._reject(431)
 
     # ---------------------------------------------------------------- request parsing
 
     def _next_request(self) -> None:
-        if self._cycle is not None or self._lost or self._reader is not None or self._closing:
+        if self.state != IDLE or self._lost or self._closing:
             return
-        more = self._partial
-        if more is not None:
-            self._buf = bytes(more)
-            self._pos = 0
-            self._partial = None
-        buf = self._buf
-        pos = self._pos
-        if pos >= len(buf):
+        if not self.pipelined():
             if self._out:
                 self._flush()
             if self.flow.reasons & _PAUSE_PIPELINE:
                 self._resume(_PAUSE_PIPELINE)
             return
-        self._parse(buf, pos)
+        self._parse()
 
-    def _parse(self, buf: bytes, pos: int) -> None:
-        """Start the request whose head begins at `buf[pos:]` (`buf` is `self._buf`)."""
+    def _parse(self) -> None:
+        """Start the request whose head begins at the unconsumed bytes (H1State.next_head)."""
         ctx = self.ctx
         if ctx.active >= ctx.backpressure:
             self._pause(_PAUSE_PARKED)
             ctx.waiting.append(self)
             return
         try:
-            res = parse_head(buf, pos, ctx.limits)
+            res = self.next_head()
         except ProtocolError as exc:
+            buf, pos = self._buf, self._pos
             if ctx.dispatch is not None and buf.startswith(b"PRI ", pos) and self._preface(buf, pos):
                 return
             self._reject(exc.status_hint)
@@ -201,71 +185,35 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         if res is None:
             if self._out:
                 self._flush()
-            if len(buf) - pos > ctx.buffer_size:
-                self._reject(431)
-                return
-            self._partial = bytearray(buf[pos:] if pos else buf)
-            self._buf = b""
-            self._pos = 0
             if self.flow.reasons & _PAUSE_PIPELINE:
                 self._resume(_PAUSE_PIPELINE)
             return
-        end, method, target, minor, headers, content_length, flags = res
-        if target[:1] == b"/" and _QMARK not in target:
-            path, query = target, b""
-        else:
-            path, query = split_target(target)
+        method, path, query, minor, headers, keep, body_eof, content_length, flags = res
         routes = ctx.health_routes
         if routes:
             # --health-path: answered here, before static files and the app (CLI.md "Health");
             # with none set this is one dict truthiness test, else one lookup.
             health = routes.get(path)
             if health is not None:
-                self._health(health, end, method, path, query, minor, headers, content_length, flags)
+                self._health(health, method, path, query, minor, headers, keep, body_eof)
                 return
-        if flags or content_length > 0:
-            keep = wants_keep_alive(minor, flags)
-            reader = body_reader(content_length, flags)
-            expect = reader is not None and bool(flags & F_EXPECT_CONTINUE)
-        else:
-            # The common case (no body, no Connection/Expect/TE fields): HTTP/1.1 persists.
-            keep = minor == 1
-            reader = None
-            expect = False
-        # (`self._closing` is False here: checked on entry.)
-        method_s = _METHODS.get(method) or method.decode("latin-1")
+        # (`self._closing` is False here: checked by every caller.)
         cycle = Cycle(
-            self,
-            method_s,
-            path,
-            query,
-            "1.1" if minor else "1.0",
-            headers,
-            keep and ctx.keep_alive,
-            reader is None,
+            self, method, path, query, "1.1" if minor else "1.0", headers, keep and ctx.keep_alive, body_eof
         )
         if self._proxy is not None:
             self._forwarded(cycle, headers)
-        # The request's framing state (H1Carrier): one request at a time per connection.
+        # The response's framing state (H1Carrier): one request at a time per connection.
         self._minor = minor
-        self._is_head = method_s == "HEAD"
-        self._continue = expect
+        self._is_head = method == "HEAD"
         self._pending_head = None
         self._cycle = cycle
         self.waiting_since = _NEVER
         ctx.active += 1
         if ctx.on_complete is not None:
             cycle.t0 = perf_counter()
-        if reader is None:
-            self._pos = end  # (`buf` is self._buf)
-        else:
-            self._reader = reader
-            self._discarded = 0
-            if end < len(buf):
-                self._feed_body(buf, end)
-            else:
-                self._buf = b""
-                self._pos = 0
+        if not body_eof and self._pos < len(self._buf):
+            self._feed_body()  # body bytes that came with the head
         coro = ctx.handler(cycle)
         if coro is None:
             # The handler finished its part synchronously (granian.server.cycle contract).
@@ -276,45 +224,28 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         else:
             ctx.loop.create_task(coro)
 
-    def _feed_body(self, buf: bytes, start: int) -> None:
-        reader = self._reader
+    def _feed_body(self) -> None:
+        discarding = self.state == DISCARD
         try:
-            data, end, done = reader.feed(buf, start)
+            data, done = self.feed_body()
         except ProtocolError:
             self._body_error()
             return
         cycle = self._cycle
-        if done:
-            self._reader = None
         if cycle is not None:
             if cycle._push(data, done) > self.ctx.buffer_size and not done:
                 # The app is not keeping up: stop reading until it catches up (flow control).
                 self.body_paused = True
                 self._pause(_PAUSE_BODY)
-        else:
-            self._discarded += len(data)
-            if not done and self._discarded > DISCARD_LIMIT:
+            elif done and len(self._buf) - self._pos > self.ctx.buffer_size:
+                self._pause(_PAUSE_PIPELINE)
+        elif discarding:
+            if self.discard_overflow():
                 self.transport.close()
-                return
-        self._buf = buf
-        self._pos = end
-        if done:
-            if cycle is None:
+            elif done:
                 # Finished discarding an unread body: on to the next request.
                 self.waiting_since = self.ctx.now
                 self._next_request()
-            elif len(buf) - end > self.ctx.buffer_size:
-                self._pause(_PAUSE_PIPELINE)
-
-    def _stash(self, data: bytes) -> None:
-        more = self._partial
-        if more is None:
-            more = self._partial = bytearray(self._buf[self._pos :])
-            self._buf = b""
-            self._pos = 0
-        more += data
-        if len(more) > self.ctx.buffer_size:
-            self._pause(_PAUSE_PIPELINE)
 
     def _reject(self, status: int) -> None:
         """The peer's error (RFC 9112 §2.2, h11's split): answer with its status and close."""
@@ -322,9 +253,7 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         if m is not None:
             m.conn_err += 1
         self._closing = True
-        self._partial = None
-        self._buf = b""
-        self._pos = 0
+        self.close()
         if self._out:
             self._flush()
         transport = self.transport
@@ -354,7 +283,7 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
             m.conn_err += 1
         self.waiting_since = _NEVER
         self._closing = True
-        if self._partial or self._pos < len(self._buf):
+        if self.pipelined():
             # A head was on its way: say why (RFC 9110 §15.5.9).
             self.transport.write(simple_response(408))
         self.transport.close()
@@ -388,34 +317,32 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
     def _health(
         self,
         health: Health,
-        end: int,
-        method: bytes,
+        method: str,
         path: bytes,
         query: bytes,
         minor: int,
         headers: list[tuple[bytes, bytes]],
-        content_length: int,
-        flags: int,
+        keep: bool,
+        body_eof: bool,
     ) -> None:
         """Answer a health path without a cycle. A request with a body is answered, then the
         connection closes (the body is never read: a probe sends none)."""
         ctx = self.ctx
         t0 = perf_counter()
-        has_body = content_length > 0 or bool(flags & F_CHUNKED)
-        keep = ctx.keep_alive and not has_body and wants_keep_alive(minor, flags) and not ctx.draining
-        self._pos = end
+        keep = keep and body_eof and ctx.keep_alive and not ctx.draining
         self.write(health.http1(method, minor, keep))
         if ctx.access_log is not None:
             # logged as any request when --access-log is on, never counted as one in metrics
-            view = HealthView(method.decode("latin-1"), path, query, minor, headers, self.scheme, self.client)
+            view = HealthView(method, path, query, minor, headers, self.scheme, self.client)
             view.status = health.status(method)
             ctx.access_log.log(view, perf_counter() - t0)
         if not keep:
             self._closing = True
+            self.close()
             self.transport.close()
             return
         self.waiting_since = ctx.now
-        if self._partial or self._pos < len(self._buf):
+        if self.response_done(True) == NEXT:
             ctx.loop.call_soon(self._next_request)
 
     def _forwarded(self, cycle: Cycle, headers: list[tuple[bytes, bytes]]) -> None:
@@ -457,11 +384,7 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
     def switch_to(self, factory: Callable[[], asyncio.Protocol]) -> asyncio.Protocol:
         """Hand this connection to another protocol (granian.server.dispatch): it gets the
         transport and, as its first data, every byte read here and not consumed yet."""
-        partial = self._partial
-        data = bytes(partial) if partial is not None else self._buf[self._pos :]
-        self._partial = None
-        self._buf = b""
-        self._pos = 0
+        data = self.take_unconsumed()
         # This object no longer serves the connection: no timeouts, shutdown or unparking.
         self._closing = True
         self.waiting_since = _NEVER
