@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from granian.errors import ConfigurationError
 from granian.access_log import (
     ACCESS_FLUSH_INTERVAL,
     ACCESS_FLUSH_LINES,
@@ -24,6 +23,7 @@ from granian.access_log import (
     make_access_log,
     scan_format,
 )
+from granian.errors import ConfigurationError
 from granian.server.metrics import WorkerMetrics, make_completion_hook
 
 LOGGER = "test.granian.access"
