@@ -458,6 +458,8 @@ class FakeCycle:
 
     def finish(self) -> None:
         if self.response_done:
+            if self.disconnected:
+                return  # as the real Cycle: ending a response the client left is a no-op
             raise RuntimeError("response already finished")
         if not self.response_started:
             raise RuntimeError("response not started")

@@ -525,13 +525,6 @@ def test_asgi_piece_after_the_client_left_is_ignored(
     assert server_log.records == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="granian bug: the closing http.response.body (more_body=False) after the client left "
-    "raises RuntimeError('response already finished') into the app: the ASGI adapter calls "
-    "Cycle.finish(), which raises once a disconnect marked the response done; ASGI.md: an "
-    "OSError subclass or ignored",
-)
 @pytest.mark.parametrize("where", ["fake", "real"])
 def test_asgi_final_body_after_the_client_left_is_ignored(where: str, fake_cycle: type[FakeCycle]) -> None:
     raised = _asgi_after_the_client_left(where, body(b"", more=False), fake_cycle)

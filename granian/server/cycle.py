@@ -319,6 +319,10 @@ class Cycle:
 
     def finish(self) -> None:
         if self.response_done:
+            if self.disconnected:
+                # The client left (which also ended the response): the end is moot, and ASGI.md
+                # wants a send after a disconnect ignored or an OSError, not a RuntimeError.
+                return
             raise RuntimeError("response already finished")
         if not self.response_started:
             raise RuntimeError("response not started")
