@@ -1,6 +1,9 @@
 """Granian 2.x's grouped HTTP settings objects, accepted by ``Granian(http1_settings=...,
 http2_settings=...)``. Their defaults are the CLI defaults of the matching ``--http1-*`` and
-``--http2-*`` options (CLI.md section 1)."""
+``--http2-*`` options (CLI.md section 1).
+
+The name is Granian's public API (API.md: ``granian.http.HTTP1Settings``), so it stays next to
+``granian.http1``, the sans-I/O HTTP/1.1 core, which has nothing to do with it."""
 
 from __future__ import annotations
 

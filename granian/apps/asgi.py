@@ -11,8 +11,8 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes
 
+from .._headers import decode_path, without_framing
 from ..constants import SERVER_LOGGER
 from .config import AppConfig
 from .lifespan import Lifespan
@@ -48,13 +48,6 @@ _IDLE = 0  # nothing sent yet
 _STARTED = 1  # http.response.start received, head not written (held for the first body)
 _STREAMING = 2  # head written, body streaming
 _DONE = 3
-
-
-def decode_path(raw_path: bytes) -> str:
-    """ASGI `path`: percent-decoded, then UTF-8 with invalid bytes replaced (ASGI.md)."""
-    if _PERCENT in raw_path:
-        raw_path = unquote_to_bytes(raw_path)
-    return raw_path.decode("utf-8", "replace")
 
 
 # Header lists seen before (as tuples of their pairs) -> whether they declare an event stream.
@@ -211,9 +204,7 @@ class _HTTP:
             return
         with file:
             size = os.fstat(file.fileno()).st_size
-            headers = [
-                (n, v) for n, v in self.headers if n.lower() not in (b"content-length", b"transfer-encoding")
-            ]
+            headers = without_framing(self.headers)
             headers.append((b"content-length", str(size).encode()))
             try:
                 cycle.start(self.status, headers)

@@ -13,10 +13,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from .._headers import decode_path
 from .._types import ClientDisconnected
 from ..constants import SERVER_LOGGER
 from ..errors import RSGIProtocolClosed, RSGIProtocolError
-from .rsgi_types import Headers, Scope, decode_path
+from .rsgi_types import Headers, Scope
 from .static import send_path
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from enum import IntEnum
 from typing import Any, overload
-from urllib.parse import unquote_to_bytes
+
+from .._headers import decode_path
 
 RSGI_VERSION = "1.6"
 
@@ -76,14 +77,6 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({self.items()!r})"
-
-
-def decode_path(raw: bytes) -> str:
-    """RSGI `path`: percent-decoded, then UTF-8 with invalid sequences replaced
-    (`/%c0` -> `'/\\ufffd'`, RSGI.md). The common undecorated path skips unquoting."""
-    if 0x25 in raw:  # an int operand: a plain memchr (see granian/apps/asgi.py)
-        raw = unquote_to_bytes(raw)
-    return raw.decode("utf-8", "replace")
 
 
 def format_addr(addr: tuple[Any, ...] | None) -> str:

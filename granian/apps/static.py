@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Coroutine, Iterable
 from typing import IO, TYPE_CHECKING, Any
 
+from .._headers import without_framing
 from .._types import ClientDisconnected
 from . import files
 from .config import AppConfig
@@ -29,12 +30,6 @@ StrHeaders = list[tuple[str, str]]
 # Request fields the static handler consults, read in one pass over the header list.
 _CONDITIONAL = frozenset({b"if-none-match", b"if-modified-since", b"if-match", b"if-unmodified-since"})
 _WANTED = _CONDITIONAL | {b"range", b"if-range"}
-# Response fields the server computes itself for a file; an app's own copies are dropped.
-_FRAMING = ("content-length", "transfer-encoding")
-
-
-def _without_framing(headers: Iterable[tuple[str, str]]) -> StrHeaders:
-    return [(n, v) for n, v in headers if n.lower() not in _FRAMING]
 
 
 async def send_file(
@@ -71,7 +66,7 @@ async def send_path(
         size = os.fstat(file.fileno()).st_size
         stop = size if end is None else min(end, size)
         begin = min(start, stop)
-        await send_file(cycle, file, status, _without_framing(headers), begin, stop - begin)
+        await send_file(cycle, file, status, without_framing(headers), begin, stop - begin)
 
 
 class StaticFiles:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .._headers import declared_length, without_framing
 from ..constants import SERVER_LOGGER
 from .blocking import BlockingPool
 from .config import AppConfig
@@ -78,7 +79,7 @@ class _Call:
         except TypeError:  # unhashable pairs (lists): no memo
             key = length = None
         if length is None:
-            length = _declared_length(headers)
+            length = declared_length(headers)
             if key is not None and len(_LENGTHS) < _MEMO_MAX:
                 _LENGTHS[key] = length
         self.length = length
@@ -157,17 +158,6 @@ def _status_code(status: Any) -> int:
     if status.__class__ is str and len(_STATUS_CODES) < _MEMO_MAX:
         _STATUS_CODES[status] = code
     return code
-
-
-def _declared_length(headers: StrHeaders) -> int:
-    length = -1
-    for name, value in headers:
-        if name.lower() == "content-length":
-            try:
-                length = int(value)
-            except ValueError:
-                raise ValueError(f"invalid content-length {value!r}") from None
-    return length
 
 
 def _run(app: WSGIApp, environ: dict[str, Any], call: _Call) -> tuple[int, Any]:
@@ -304,8 +294,7 @@ async def _send_wrapper(cycle: Cycle, call: _Call, wrapper: FileWrapper) -> None
         count = max(0, os.fstat(fd).st_size - pos)
         if call.length >= 0:
             count = min(count, call.length)
-        framing = ("content-length", "transfer-encoding")
-        headers = [(n, v) for n, v in call.headers if n.lower() not in framing]
+        headers = without_framing(call.headers)
         raw = os.fdopen(os.dup(fd), "rb")
         with raw:
             await send_file(cycle, raw, call.status_code, headers, pos, count)

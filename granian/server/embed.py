@@ -17,7 +17,7 @@ import socket
 from typing import Any
 
 from .._apikw import settings_options
-from .worker import Worker, make_adapter
+from .worker import WorkerServer, make_adapter
 
 __all__ = ["Server"]
 
@@ -40,7 +40,7 @@ class Server:
         self.options = options
         self.settings: Any = None
         self.port: int | None = None
-        self._worker: Worker | None = None
+        self._worker: WorkerServer | None = None
         self._stop_requested = False
 
     def _build_settings(self) -> Any:
@@ -57,7 +57,7 @@ class Server:
         try:
             # The caller's loop is running but need not be the policy's "current" one.
             adapter = make_adapter(settings.interface, self.target, settings, asyncio.get_running_loop())
-            worker = self._worker = Worker(settings, sock, adapter)
+            worker = self._worker = WorkerServer(settings, sock, adapter)
             if self._stop_requested:
                 worker.request_stop()
             code = await worker.run()

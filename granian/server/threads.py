@@ -140,7 +140,7 @@ class LoopThread:
         try:
             server: asyncio.AbstractServer | None = None
             if self.listen is not None:
-                assert ctx.dispatch is not None  # set by Worker._context()
+                assert ctx.dispatch is not None  # set by WorkerServer._context()
                 server = await loop.create_server(
                     ctx.dispatch.factory(), sock=self.listen, backlog=self.backlog
                 )
@@ -163,7 +163,7 @@ class LoopThread:
     @staticmethod
     async def _connect(loop: asyncio.AbstractEventLoop, ctx: ServerContext, sock: socket.socket) -> None:
         try:
-            assert ctx.dispatch is not None  # set by Worker._context()
+            assert ctx.dispatch is not None  # set by WorkerServer._context()
             await loop.connect_accepted_socket(ctx.dispatch.factory(), sock)
         except Exception as exc:  # noqa: BLE001 - one connection's failure, not the loop's
             # Typically the peer went away between accept and hand-off: nothing to answer.

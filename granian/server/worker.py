@@ -1,7 +1,7 @@
 """One worker: loop, app, lifespan, HTTP/1.1 serving on an inherited socket, graceful drain.
 
 `serve_worker(settings, sock, worker_id)` is what the master calls in each forked child
-(docs/internals.md §4); `granian.server.embed.Server` drives the same `Worker` inside a loop the
+(docs/internals.md §4); `granian.server.embed.Server` drives the same `WorkerServer` inside a loop the
 caller already runs.
 """
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..log import AccessLog
     from .metrics import MetricsReporter, WorkerMetrics
 
-__all__ = ["ADAPTERS", "Worker", "make_adapter", "serve_worker"]
+__all__ = ["ADAPTERS", "WorkerServer", "make_adapter", "serve_worker"]
 
 logger = logging.getLogger(SERVER_LOGGER)
 
@@ -58,7 +58,7 @@ def make_adapter(
     return with_static(adapter, settings)
 
 
-class Worker:
+class WorkerServer:
     """Serves one adapter on one listening socket in the running loop until `request_stop()`."""
 
     def __init__(self, settings: Any, sock: socket.socket, adapter: Any, worker_id: int = 1) -> None:
@@ -283,7 +283,7 @@ def _log_threads(n: int, runtime_mode: bool, worker_id: int) -> None:
         logger.info("worker-%d: %d event-loop threads (%s mode), free-threaded Python", worker_id, n, mode)
 
 
-def _install_signals(loop: asyncio.AbstractEventLoop, worker: Worker) -> list[signal.Signals]:
+def _install_signals(loop: asyncio.AbstractEventLoop, worker: WorkerServer) -> list[signal.Signals]:
     if threading.current_thread() is not threading.main_thread():
         return []
     installed = []
@@ -317,7 +317,7 @@ def serve_worker(settings: Any, sock: socket.socket, worker_id: int = 1) -> int:
         # The adapter is built with the loop current but not running: RSGI's __rsgi_init__(loop)
         # may call loop.run_until_complete there.
         adapter = make_adapter(cfg.interface, app, cfg.app, loop)
-        worker = Worker(settings, sock, adapter, worker_id)
+        worker = WorkerServer(settings, sock, adapter, worker_id)
         # The handlers stay until loop.close() removes them, so a repeated signal during the
         # final cleanup cannot kill the worker with the default action.
         _install_signals(loop, worker)
