@@ -1,10 +1,10 @@
 /* WebSocket frame codec (RFC 6455 section 5), written for granian.
  *
- * One ws_decode() call per received chunk: it parses every frame header in buf[start:len),
+ * One ws_decode() call per received chunk: it parses every frame header in buf[0:len),
  * checks the frame-level rules of RFC 6455 (and RFC 7692's use of RSV1), unmasks the payload
  * bytes a vector at a time into one output buffer and describes what it wrote as records.
  * No malloc, no globals, no Python.h, no callbacks. The decoder state lives in a ws_decoder
- * the caller owns (one per connection, a few dozen bytes); the output space lives in a ws_out
+ * the caller owns (one per connection, about 100 bytes); the output space lives in a ws_out
  * the caller may share between connections of one thread (the Python side reads every record
  * back before the next call); the decoder points at it, so a call takes three arguments.
  *
