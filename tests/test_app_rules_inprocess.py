@@ -1245,13 +1245,6 @@ def test_wsgi_generator_close_runs_its_finally(fake_cycle: type[FakeCycle]) -> N
     assert c.events == [("respond", 200, [(b"Content-Length", b"4")], b"full")] and cleaned == ["finally"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="granian bug (minor): the WSGI adapter keeps iterating past the app's Content-Length "
-    "and hands the cycle the extra bytes (they go on the wire before the connection closes); "
-    "PEP 3333: the server should not transmit more bytes than the header allows and should stop "
-    "iterating when enough data has been sent",
-)
 @pytest.mark.parametrize(
     "pieces",
     [[b"full", b"too much"], [b"fu", b"ll", b"too much"]],

@@ -177,9 +177,12 @@ def _run(app: WSGIApp, environ: dict[str, Any], call: _Call) -> tuple[int, Any]:
                 deferred_close = True  # closed on the loop once the file is sent
                 return _FILE, result
         it = iter(result)
+        # PEP 3333: a server "should not transmit more bytes to the client than the header
+        # allows" and should stop iterating once the declared content-length is sent.
+        sent = 0
         if not call.sent:
-            # Collect while nothing forces a send: stops at the first non-empty piece unless
-            # the declared content-length says that piece is the whole body.
+            # Collect while nothing forces a send: pieces up to the declared content-length
+            # are the whole body (one respond); without one, the first piece starts a stream.
             parts: list[bytes] = []
             size = 0
             for piece in it:
@@ -187,16 +190,28 @@ def _run(app: WSGIApp, environ: dict[str, Any], call: _Call) -> tuple[int, Any]:
                     continue
                 parts.append(piece)
                 size += len(piece)
-                if not (0 <= call.length <= size):
+                length = call.length  # start_response may run inside the first next()
+                if length < 0:
                     break
+                if size >= length:
+                    if not call.status:
+                        raise AssertionError("the app returned without calling start_response()")
+                    return _FULL, b"".join(parts)[:length]
             else:
                 if not call.status:
                     raise AssertionError("the app returned without calling start_response()")
                 return _FULL, b"".join(parts)
             call.push(b"".join(parts))
+            sent = size
+        length = call.length
         for piece in it:
             if piece:
+                if length >= 0:
+                    if sent >= length:
+                        break
+                    piece = piece[: length - sent]
                 call.push(piece)
+                sent += len(piece)
         return _STREAMED, None
     finally:
         if not deferred_close:
