@@ -13,12 +13,14 @@ the logger names (granian.constants).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import asyncio
 
 from .constants import ACCESS_LOG_ATOMS, ACCESS_LOGGER, DEFAULT_ACCESS_LOG_FMT, SERVER_LOGGER
 from .errors import ConfigurationError
@@ -180,7 +182,11 @@ class AccessBatch:
         self._handle: asyncio.TimerHandle | None = None
 
     def arm(self) -> None:
-        loop = asyncio._get_running_loop()
+        # imported here: the master loads this module (its logging config names AccessHandler)
+        # and must not pay for asyncio (about 7 MB of its RSS)
+        from asyncio import _get_running_loop
+
+        loop = _get_running_loop()
         if loop is None or loop.is_closed():
             self.flush()
         elif self._handle is None:
