@@ -20,8 +20,8 @@ def state(buffer_size: int = 8192) -> H1State:
 def test_a_head_in_one_read() -> None:
     s = state()
     assert s.receive(GET) == c.HEAD
-    method, path, query, minor, headers, keep, body_eof, length, flags = s.next_head() or ()
-    assert (method, path, query, minor, keep, body_eof, length) == ("GET", b"/a", b"x=1", 1, True, True, -1)
+    method, path, query, minor, headers, keep, body_eof = s.next_head() or ()
+    assert (method, path, query, minor, keep, body_eof) == ("GET", b"/a", b"x=1", 1, True, True)
     assert headers == [(b"host", b"h")] and s.state == c.REQUEST
     assert s.response_done(True) == c.WAIT and s.state == c.IDLE
 

@@ -135,11 +135,9 @@ class H1State:
 
     # ---------------------------------------------------------------- heads
 
-    def next_head(
-        self,
-    ) -> tuple[str, bytes, bytes, int, list[tuple[bytes, bytes]], bool, bool, int, int] | None:
+    def next_head(self) -> tuple[str, bytes, bytes, int, list[tuple[bytes, bytes]], bool, bool] | None:
         """The next request head in the buffer, as
-        `(method, path, query, minor, headers, keep_alive, body_eof, content_length, flags)`,
+        `(method, path, query, minor, headers, keep_alive, body_eof)`,
         and the state becomes REQUEST; None while the head is incomplete. Raises
         ProtocolError with the status for the peer (400, 414, 431, 501, 505)."""
         if self._partial is not None:
@@ -176,7 +174,7 @@ class H1State:
             reader = None
             self._continue = False
         method_s = _METHODS.get(method) or method.decode("latin-1")
-        return method_s, path, query, minor, headers, keep, reader is None, content_length, flags
+        return method_s, path, query, minor, headers, keep, reader is None
 
     # ---------------------------------------------------------------- bodies
 

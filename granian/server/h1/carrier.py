@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..._headers import declared_length
 from ...http1.conn import CONTINUE_RESPONSE
-from ...http1.connection import CLOSE, DROP_BODY, NEXT, H1State
+from ...http1.connection import CLOSE, DROP_BODY, IDLE, NEXT, H1State
 from ...http1.response import (
     FRAME_CHUNKED,
     FRAME_CLOSE,
@@ -299,7 +299,20 @@ class H1Carrier(H1State):
             ctx.release()
         if self._lost:
             return
-        # What follows is H1State.response_done()'s decision.
+        if cycle.keep_alive and not self._closing and self._reader is None:
+            # H1State.response_done()'s commonest case (a persistent connection whose request
+            # body, if any, was read), inlined: this runs once per request.
+            self.state = IDLE
+            self.waiting_since = ctx.now
+            if self.body_paused:
+                self.resume_body()
+            if self._partial or self._pos < len(self._buf):
+                # Pipelined requests: parse the next one from a fresh loop callback, so an
+                # eager (`--opt`) handler never starts inside another request's task.
+                ctx.loop.call_soon(self._next_request)
+            elif self.flow.reasons & _PAUSE_PIPELINE:
+                self._resume(_PAUSE_PIPELINE)
+            return
         after = self.response_done(cycle.keep_alive and not self._closing)
         if after == CLOSE:
             self._closing = True
