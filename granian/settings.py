@@ -523,13 +523,6 @@ def option_names() -> list[str]:
 _ANY = None
 
 NOT_IMPLEMENTED: dict[str, Callable[[Any], bool] | None] = {
-    "ssl_keyfile": _ANY,
-    "ssl_certificate": _ANY,
-    "ssl_keyfile_password": _ANY,
-    "ssl_protocol_min": _ANY,
-    "ssl_ca": _ANY,
-    "ssl_crl": _ANY,
-    "ssl_client_verify": _ANY,
     "http": lambda v: v == HTTPModes.http2,
     "http2_adaptive_window": _ANY,
     "http2_initial_connection_window_size": _ANY,
@@ -762,4 +755,25 @@ def load(cli: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settin
     except ValidationError as exc:
         raise _explain(exc, origin) from None
     _refuse_unbuilt(settings, origin)
+    _check_tls(settings)
     return settings
+
+
+_SSL_FIELDS = (
+    "ssl_certificate",
+    "ssl_keyfile",
+    "ssl_keyfile_password",
+    "ssl_ca",
+    "ssl_crl",
+    "ssl_client_verify",
+)
+
+
+def _check_tls(settings: Settings) -> None:
+    """--ssl-*: read, parse and match every file now, as each worker will, so that a bad
+    option is exit 2 naming the option and the file, with nothing listening (issue 13).
+    granian.server.tls (and the ssl module) is imported only when an option asks for TLS."""
+    if any(getattr(settings, name) != _default(name) for name in _SSL_FIELDS):
+        from .server.tls import check_config
+
+        check_config(settings)

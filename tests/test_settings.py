@@ -519,11 +519,28 @@ def test_unbuilt_options_are_refused(
         assert next(iter(env)) in str(info.value)
 
 
-def test_unbuilt_ssl_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(NOT_IMPLEMENTED, "ssl_keyfile", None)
+def test_ssl_options_are_checked_at_load(tmp_path: Path) -> None:
+    # TLS is built (issue 13): load() reads and matches the files as a worker will
+    # (granian.server.tls.check_config), so a bad one is refused before anything listens.
+    import trustme
+
+    for name in ("ssl_keyfile", "ssl_certificate", "ssl_ca", "ssl_crl", "ssl_client_verify"):
+        assert name not in NOT_IMPLEMENTED
     key, cert = write(tmp_path, "k.pem", "k"), write(tmp_path, "c.pem", "c")
-    with pytest.raises(ConfigurationError, match="--ssl-keyfile .*not implemented yet"):
+    with pytest.raises(ConfigurationError, match=r"--ssl-certificate .*c\.pem: bad PEM"):
         load({**APP, "ssl_keyfile": str(key), "ssl_certificate": str(cert)}, env={})
+    server = trustme.CA().issue_cert("127.0.0.1")
+    server.cert_chain_pems[0].write_to_path(str(cert))
+    server.private_key_pem.write_to_path(str(key))
+    tls = {**APP, "ssl_keyfile": str(key), "ssl_certificate": str(cert)}
+    assert load(tls, env={}).ssl_certificate == cert
+    with pytest.raises(ConfigurationError, match="--ssl-client-verify needs --ssl-ca"):
+        load({**tls, "ssl_client_verify": True}, env={})
+    with pytest.raises(ConfigurationError, match="--ssl-client-verify: needs --ssl-certificate"):
+        load({**APP, "ssl_client_verify": True}, env={})
+    with pytest.raises(ConfigurationError) as info:
+        load({**APP, "ssl_keyfile_password": "hunter2"}, env={})
+    assert "--ssl-keyfile-password" in str(info.value) and "hunter2" not in str(info.value)
 
 
 def test_secrets_are_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -277,7 +277,7 @@ class ASGIAdapter:
             scope["http_version"] = cycle.http_version
             scope["server"] = cycle.server
             scope["client"] = cycle.client
-            scope["scheme"] = cycle.scheme
+            scheme = scope["scheme"] = cycle.scheme
             scope["method"] = cycle.method
             scope["path"] = (
                 raw_path.decode("utf-8", "replace") if _PERCENT not in raw_path else decode_path(raw_path)
@@ -286,7 +286,10 @@ class ASGIAdapter:
             scope["query_string"] = cycle.query
             scope["headers"] = cycle.headers
             scope["state"] = state.copy()
-            scope["extensions"] = {"http.response.pathsend": {}}
+            if scheme == "http":
+                scope["extensions"] = {"http.response.pathsend": {}}
+            else:
+                scope["extensions"] = _extensions_tls(cycle)
             try:
                 await app(scope, io.receive, io.send)
             except BaseException as exc:  # noqa: BLE001 - the app's error is the server's to report
@@ -309,6 +312,22 @@ class ASGIAdapter:
                     cycle.abort()
 
         return handler
+
+
+def _extensions_tls(cycle: Cycle) -> dict[str, Any]:
+    """The extensions of a scope whose scheme is not plain `http`: with the `tls` extension
+    (asgiref specs/tls.rst) when the connection is TLS. The connection computes it once
+    (H1Protocol.tls_info); each scope gets its own copy, so an app that edits it changes only
+    its own. A plain connection whose trusted proxy forwarded `https` has none (the spec: only
+    for a connection using TLS); a TLS connection whose proxy forwarded `http` is not looked at,
+    which keeps plain `http` scopes at one string compare."""
+    extensions: dict[str, Any] = {"http.response.pathsend": {}}
+    tls_info = getattr(getattr(cycle, "_served_on", None), "tls_info", None)
+    if tls_info is not None:
+        info = tls_info()
+        if info is not None:
+            extensions["tls"] = {**info, "client_cert_chain": list(info["client_cert_chain"])}
+    return extensions
 
 
 class ASGINLAdapter(ASGIAdapter):

@@ -194,6 +194,10 @@ class EnvironBuilder:
             # is safe, the mod_wsgi/gunicorn convention Werkzeug and Django honour
             "wsgi.input_terminated": True,
         }
+        if scheme == "https":
+            # The CGI-era variable of Apache's mod_ssl and nginx's fastcgi_params, which code
+            # predating wsgi.url_scheme still reads (the stdlib's wsgiref.util.guess_scheme).
+            self._base["HTTPS"] = "on"
         self._keys: dict[bytes, str | None] = {}
         self._hosts: dict[str, tuple[str, str]] = {}
 

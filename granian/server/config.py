@@ -14,7 +14,7 @@ from typing import Any
 from ..apps.config import AppConfig
 from ..constants import HTTP1_BUFFER_SIZE
 
-__all__ = ["HTTP1Config", "WorkerConfig"]
+__all__ = ["HTTP1Config", "TLSOptions", "WorkerConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +26,43 @@ class HTTP1Config:
 
 
 @dataclass(frozen=True, slots=True)
+class TLSOptions:
+    """The --ssl-* options (a `granian.server.tls.TLSConfig`); present only when TLS is on."""
+
+    ssl_certificate: str
+    ssl_keyfile: str | None = None
+    ssl_keyfile_password: str | None = None
+    ssl_protocol_min: str = "tls1.3"
+    ssl_ca: str | None = None
+    ssl_crl: tuple[str, ...] = ()
+    ssl_client_verify: bool = False
+
+    @classmethod
+    def of(cls, settings: Any) -> TLSOptions | None:
+        """None without --ssl-certificate (TLS off; settings.load() already refused a
+        half-configured TLS through tls.check_config)."""
+        cert = getattr(settings, "ssl_certificate", None)
+        if cert is None:
+            return None
+
+        def path(value: Any) -> str | None:
+            return None if value is None else str(value)
+
+        return cls(
+            ssl_certificate=str(cert),
+            ssl_keyfile=path(getattr(settings, "ssl_keyfile", None)),
+            ssl_keyfile_password=getattr(settings, "ssl_keyfile_password", None),
+            ssl_protocol_min=str(getattr(settings, "ssl_protocol_min", None) or "tls1.3"),
+            ssl_ca=path(getattr(settings, "ssl_ca", None)),
+            ssl_crl=tuple(str(p) for p in (getattr(settings, "ssl_crl", None) or ())),
+            ssl_client_verify=bool(getattr(settings, "ssl_client_verify", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerConfig:
     interface: str = "rsgi"
+    http: str = "auto"  # --http: which protocols ALPN offers over TLS
     loop: str = "auto"
     threads: int = 1
     runtime_mode: bool = False  # --threading-mode runtime
@@ -42,6 +77,7 @@ class WorkerConfig:
     proxy_headers: bool = False  # --proxy-headers
     forwarded_allow_ips: str = "127.0.0.1"  # --forwarded-allow-ips
     http1: HTTP1Config = field(default_factory=HTTP1Config)
+    tls: TLSOptions | None = None  # --ssl-*: None is plain TCP
     app: AppConfig = field(default_factory=AppConfig)
 
     @classmethod
@@ -55,6 +91,7 @@ class WorkerConfig:
 
         return cls(
             interface=str(get("interface", "rsgi")),
+            http=str(get("http", "auto")),
             loop=str(get("loop", "auto")),
             threads=max(1, int(get("threads", 1))),
             runtime_mode=str(get("threading_mode", "workers")) == "runtime",
@@ -74,6 +111,7 @@ class WorkerConfig:
                 pipeline_flush=bool(get("http1_pipeline_flush", False)),
                 header_read_timeout=float(get("http1_header_read_timeout", 30000)) / 1000.0,
             ),
+            tls=TLSOptions.of(settings),
             app=AppConfig.of(settings),
         )
 

@@ -1,7 +1,9 @@
 """The dispatch seam: the one place that picks the protocol of each connection.
 
-A new connection gets its protocol from `Dispatch.factory()`: HTTP/1.1 today, and the TLS
-ALPN result (`by_alpn`) once TLS is served. During a connection two more decisions come here:
+A new connection gets its protocol from `Dispatch.factory()`: HTTP/1.1. With TLS the loop's
+TLS transport calls the protocol's `connection_made` only after the handshake, so the HTTP/1
+connection asks `on_alpn(selected_alpn_protocol())` there and hands over to what it answers
+(`by_alpn` is the same choice as a factory). During a connection two more decisions come here:
 
 - `on_preface(data)`: an HTTP/1 connection whose first bytes are HTTP/2's connection preface
   (RFC 9113 §3.4, h2c with prior knowledge) may switch to HTTP/2;
@@ -50,11 +52,15 @@ class Dispatch:
 
     def by_alpn(self, selected: str | None) -> ProtocolFactory:
         """After a TLS handshake: `selected_alpn_protocol()` (None: no ALPN, HTTP/1.1)."""
-        if selected is not None:
-            chosen = self.alpn.get(selected)
-            if chosen is not None:
-                return chosen
-        return self.factory()
+        chosen = self.on_alpn(selected)
+        return chosen if chosen is not None else self.factory()
+
+    def on_alpn(self, selected: str | None) -> ProtocolFactory | None:
+        """The protocol other than HTTP/1.1 that ALPN chose, or None to stay on HTTP/1.1
+        (no ALPN, `http/1.1`, or a name no protocol registered)."""
+        if selected is None or not self.alpn:
+            return None
+        return self.alpn.get(selected)
 
     def on_preface(self, data: bytes) -> ProtocolFactory | None:
         if self.h2c is not None and data.startswith(H2_PREFACE):

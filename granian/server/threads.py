@@ -19,6 +19,11 @@ never in a Python `accept()` loop:
   duplicate keeps the connection open; both uvloop and asyncio start reading only after
   `connection_made`, so no request bytes are consumed here) and passes the duplicate to the
   target loop's `connect_accepted_socket`.
+
+With TLS every serving loop does its own handshakes: `serve_kw` (the worker's `ssl=` context and
+its timeouts) goes to each `create_server` and to the runtime hand-off's
+`connect_accepted_socket`; runtime mode's acceptor hands raw TCP sockets on before any byte of
+the handshake is read.
 """
 
 from __future__ import annotations
@@ -55,12 +60,14 @@ class LoopThread:
         make_ctx: ContextFactory,
         listen: socket.socket | None = None,
         backlog: int = 1024,
+        serve_kw: dict[str, Any] | None = None,
     ) -> None:
         self.index = index
         self.loop_kind = loop_kind
         self.make_ctx = make_ctx
         self.listen = listen
         self.backlog = backlog
+        self.serve_kw: dict[str, Any] = serve_kw or {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.ctx: ServerContext | None = None
         # Resolved once the loop serves (or failed to start); `done` once the loop is closed.
@@ -142,7 +149,7 @@ class LoopThread:
             if self.listen is not None:
                 assert ctx.dispatch is not None  # set by WorkerServer._context()
                 server = await loop.create_server(
-                    ctx.dispatch.factory(), sock=self.listen, backlog=self.backlog
+                    ctx.dispatch.factory(), sock=self.listen, backlog=self.backlog, **self.serve_kw
                 )
             self.ready.set_result(None)
             await stop.wait()
@@ -158,15 +165,20 @@ class LoopThread:
         if loop is None or ctx is None:
             sock.close()
             return
-        loop.create_task(self._connect(loop, ctx, sock))
+        loop.create_task(self._connect(loop, ctx, sock, self.serve_kw))
 
     @staticmethod
-    async def _connect(loop: asyncio.AbstractEventLoop, ctx: ServerContext, sock: socket.socket) -> None:
+    async def _connect(
+        loop: asyncio.AbstractEventLoop, ctx: ServerContext, sock: socket.socket, serve_kw: dict[str, Any]
+    ) -> None:
         try:
             assert ctx.dispatch is not None  # set by WorkerServer._context()
-            await loop.connect_accepted_socket(ctx.dispatch.factory(), sock)
+            # With TLS this awaits the handshake too (bounded by ssl_handshake_timeout).
+            await loop.connect_accepted_socket(ctx.dispatch.factory(), sock, **serve_kw)
         except Exception as exc:  # noqa: BLE001 - one connection's failure, not the loop's
-            # Typically the peer went away between accept and hand-off: nothing to answer.
+            # Typically the peer went away between accept and hand-off, or (TLS) a failed or
+            # timed-out handshake: nothing to answer. asyncio and uvloop have closed a socket
+            # whose transport failed (fileno() is then -1 and close() a no-op).
             logger.debug("hand-off of an accepted connection failed: %s", exc)
             sock.close()
 

@@ -80,6 +80,9 @@ class WorkerServer:
         # --threads: the extra loop threads and their counters (granian.server.threads).
         self._threads: list[LoopThread] = []
         self._thread_metrics: list[WorkerMetrics] = []
+        # --ssl-*: the keywords every create_server / connect_accepted_socket of this worker
+        # gets (empty on plain TCP, so that path is exactly what it is without TLS).
+        self.serve_kw: dict[str, Any] = {}
 
     def drain_notice(self) -> None:
         """A graceful stop is coming (--shutdown-delay): health paths say 503, all else goes on."""
@@ -108,6 +111,8 @@ class WorkerServer:
         if self._stop_requested:
             self._stop.set()
         cfg = self.config
+        if cfg.tls is not None and not self._build_tls():
+            return EXIT_STARTUP_FAILED  # before lifespan: the app never starts without its TLS
         if not await self.adapter.startup():
             return EXIT_STARTUP_FAILED
         n = cfg.threads
@@ -126,9 +131,13 @@ class WorkerServer:
             # The dispatch seam picks each connection's protocol (granian.server.dispatch).
             assert ctx.dispatch is not None  # set by _context()
             factory: Callable[[], asyncio.Protocol] = ctx.dispatch.factory()
+            serve_kw = self.serve_kw
             if runtime_mode and self._threads:
                 factory = round_robin_factory(self._threads)
-            self.server = await loop.create_server(factory, sock=self.sock, backlog=cfg.backlog)
+                # The acceptor hands raw sockets on; each loop thread does the TLS handshake
+                # in its own connect_accepted_socket (granian.server.threads).
+                serve_kw = {}
+            self.server = await loop.create_server(factory, sock=self.sock, backlog=cfg.backlog, **serve_kw)
             self.started.set()
             await self._stop.wait()
             self.health.start_draining()  # 503 from the moment the graceful stop begins
@@ -171,6 +180,9 @@ class WorkerServer:
             header_read_timeout=h1.header_read_timeout,
             backpressure=backpressure,
             root_path=cfg.root_path,
+            # the connection's scheme, which cycles copy; "https" is also the connections'
+            # sign that TLS is on (H1Protocol.connection_made reads the handshake's results)
+            scheme="https" if self.serve_kw else "http",
             eager=cfg.eager,
         )
         ctx.dispatch = Dispatch(ctx)
@@ -210,7 +222,7 @@ class WorkerServer:
                 return self._context(lp, handler, m, access_log, n)
 
             listen = None if runtime_mode else self.sock.dup()
-            t = LoopThread(i, kind, make_ctx, listen, backlog)
+            t = LoopThread(i, kind, make_ctx, listen, backlog, self.serve_kw)
             self._threads.append(t)
             t.start()
         try:
@@ -219,6 +231,34 @@ class WorkerServer:
         except Exception:
             logger.exception("worker-%d: a loop thread failed to start", self.worker_id)
             return False
+        return True
+
+    def _build_tls(self) -> bool:
+        """--ssl-*: the worker's one SSLContext, shared by its loop threads (an SSL_CTX may be
+        used from several threads; each connection gets its own SSL object). Built here, in
+        the worker, so that the new workers of a rolling restart (SIGHUP) read the certificate
+        and key files again: that is certificate rotation. False when it cannot be built."""
+        from ..errors import ConfigurationError
+        from . import tls
+
+        cfg = self.config
+        assert cfg.tls is not None
+        try:
+            # HTTP/2 is not implemented yet: ALPN offers http/1.1 alone (a client that offers
+            # only h2 completes the handshake without ALPN and is served HTTP/1.1, see
+            # tls.build_server_context).
+            context = tls.build_server_context(cfg.tls, tls.alpn_protocols(cfg.http, h2_implemented=False))
+        except ConfigurationError as exc:
+            # settings.load() ran the same checks; a file changed or went away since then.
+            logger.error("worker-%d: TLS: %s", self.worker_id, exc)
+            return False
+        # A handshake must complete within the header-read timeout, as the request head must
+        # afterwards (issue 13): a client that opens TLS and stalls is closed, so slowloris over
+        # TLS holds nothing longer than over plain TCP. The closing close_notify exchange is
+        # bounded the same way (the loops' default is 30 s), so a client that never answers
+        # it cannot hold a graceful drain.
+        timeout = cfg.http1.header_read_timeout
+        self.serve_kw = {"ssl": context, "ssl_handshake_timeout": timeout, "ssl_shutdown_timeout": timeout}
         return True
 
     async def _stop_threads(self) -> None:

@@ -15,7 +15,7 @@ import asyncio
 import math
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import ProtocolError
 from ...health import Health, HealthView
@@ -28,6 +28,11 @@ from ..eager import start_eager
 from ..flow import FlowControl
 from .carrier import _PAUSE_BODY, _PAUSE_PARKED, _PAUSE_PIPELINE, H1Carrier
 from .switch import H2_PREFACE, switch_protocol
+
+if TYPE_CHECKING:
+    from ssl import SSLObject
+
+    from ..tls import TLSExtension
 
 __all__ = ["H1Protocol"]
 
@@ -49,7 +54,9 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
     """The connection's I/O: transport callbacks, parsing, reading flow control, timeouts and
     shutdown (a `granian._types.Connection`); its responses go out through `H1Carrier`."""
 
-    __slots__ = ()  # declared by H1State (the read side) and H1Carrier (the write side)
+    # The rest is declared by H1State (the read side) and H1Carrier (the write side). These two
+    # are set only on TLS connections (connection_made), so plain TCP pays nothing for them.
+    __slots__ = ("_ssl_object", "_tls_info")
 
     def __init__(self, ctx: ServerContext) -> None:
         H1State.__init__(self, ctx.limits, ctx.buffer_size)
@@ -77,9 +84,13 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
     # ---------------------------------------------------------------- transport callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ctx = self.ctx
+        # "https" is the worker's sign that it serves TLS: the TLS transport calls this only
+        # once the handshake is done, so ALPN's choice is known here (granian.server.dispatch).
+        if ctx.scheme == "https" and self._tls_made(transport):
+            return
         self.transport = transport
         self.flow.transport = transport
-        ctx = self.ctx
         ctx.connections.add(self)
         m = ctx.metrics
         if m is not None:
@@ -100,6 +111,36 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         if ctx.draining:
             self._closing = True
             transport.close()
+
+    def _tls_made(self, transport: asyncio.BaseTransport) -> bool:
+        """A TLS connection: keep its SSLObject for the ASGI `tls` extension, and hand the
+        connection over when ALPN chose another protocol (True: no longer ours)."""
+        # uvloop's TLS transport is not an asyncio.Transport subclass: duck-typed on purpose.
+        ssl_object: SSLObject | None = transport.get_extra_info("ssl_object")
+        self._ssl_object = ssl_object
+        self._tls_info: TLSExtension | None = None
+        dispatch = self.ctx.dispatch
+        if ssl_object is None or dispatch is None:
+            return False
+        factory = dispatch.on_alpn(ssl_object.selected_alpn_protocol())
+        if factory is None:
+            return False
+        switch_protocol(transport, factory, b"")
+        return True
+
+    def tls_info(self) -> TLSExtension | None:
+        """The ASGI `tls` extension of this connection (asgiref tls.rst), None on plain TCP.
+        Computed on first use, once per connection: an app that never reads it, or an RSGI or
+        WSGI app, costs nothing per handshake."""
+        ssl_object = getattr(self, "_ssl_object", None)
+        if ssl_object is None:
+            return None
+        info = self._tls_info
+        if info is None:
+            from ..tls import tls_extension
+
+            info = self._tls_info = tls_extension(ssl_object)
+        return info
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
