@@ -378,6 +378,28 @@ def test_keep_alive_and_pipelining(serve: Any, pki: PKI, loop: str) -> None:
         assert headers.get(b"connection") != b"close"
 
 
+@pytest.mark.parametrize("loop", LOOPS)
+def test_close_delivers_the_whole_tail_to_a_slow_reader(serve: Any, pki: PKI, loop: str) -> None:
+    # A `Connection: close` response larger than the socket buffers, to a client that starts
+    # reading only after the header-read timeout (1 s) has passed: the TLS close (flush, then
+    # close_notify) must not be bounded by that timeout, or the loop drops the buffered tail.
+    srv = serve("tls_apps:rsgi", interface="rsgi", loop=loop, http1_header_read_timeout=1000, **tls_opts(pki))
+    ctx = client_ctx(pki)
+    wait_https(srv, ctx)
+    body = os.urandom(8 * 1024 * 1024)
+    raw = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        s.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        s.sendall(body)
+        time.sleep(2.5)  # the server's write buffer holds the tail meanwhile
+        status, headers, got = Reader(s).response()
+    assert status == b"HTTP/1.1 200 OK" and headers[b"connection"] == b"close"
+    assert len(got) == len(body) and got == body
+
+
 def test_plain_http_to_the_tls_port_is_closed(serve: Any, pki: PKI) -> None:
     srv = serve("tls_apps:asgi", interface="asgi", **tls_opts(pki))
     ctx = client_ctx(pki)
@@ -629,3 +651,155 @@ def test_worker_context_failure_is_startup_failure(pki: PKI, tmp_path: Path) -> 
         worker = WorkerServer(settings, sock, adapter)
         assert asyncio.run(worker.run()) == EXIT_STARTUP_FAILED
     assert not adapter.started and worker.server is None
+
+
+# ---------------------------------------------------------------- rotation, Unix sockets
+
+
+def _served_cert(port: int, ctx: ssl.SSLContext) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            status = Reader(s).response()[0]
+            assert status == b"HTTP/1.1 200 OK"
+            der = s.getpeercert(binary_form=True)
+            assert der is not None
+            return der
+
+
+@pytest.mark.timeout(90)
+def test_sighup_serves_a_rotated_certificate(pki: PKI, tmp_path: Path) -> None:
+    # The master's rolling restart starts new workers, which build their context from the
+    # files again: a certificate replaced on disk is served after SIGHUP, and a client making
+    # new connections throughout sees no failure.
+    import signal
+    import threading
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    first = pki.ca.issue_cert("127.0.0.1")
+    first.cert_chain_pems[0].write_to_path(str(cert))
+    first.private_key_pem.write_to_path(str(key))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRANIAN_")}
+    proc = subprocess.Popen(
+        [
+            str(GRANIAN_BIN),
+            *("--interface", "rsgi", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+            *("--respawn-interval", "1", "--ssl-certificate", str(cert), "--ssl-keyfile", str(key)),
+            "tls_apps:rsgi",
+        ],
+        cwd=APPS_DIR,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    ctx = client_ctx(pki)
+    stop = threading.Event()
+    failures: list[str] = []
+    served = [0]
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                _served_cert(port, ctx)
+                served[0] += 1
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded
+                failures.append(repr(exc))
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                old = _served_cert(port, ctx)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        assert old == ssl.PEM_cert_to_DER_cert(first.cert_chain_pems[0].bytes().decode())
+        second = pki.ca.issue_cert("127.0.0.1", "localhost")
+        for blob, path in ((second.cert_chain_pems[0], cert), (second.private_key_pem, key)):
+            tmp = path.with_suffix(".new")
+            blob.write_to_path(str(tmp))
+            os.replace(tmp, path)
+        new_der = ssl.PEM_cert_to_DER_cert(second.cert_chain_pems[0].bytes().decode())
+        worker = threading.Thread(target=load, daemon=True)
+        worker.start()
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while _served_cert(port, ctx) != new_der:
+            assert time.monotonic() < deadline, "the rotated certificate was never served"
+            time.sleep(0.2)
+        time.sleep(1.5)  # past the old worker's drain
+        stop.set()
+        worker.join(10)
+        assert failures == [] and served[0] > 0
+        assert _served_cert(port, ctx) == new_der
+    finally:
+        stop.set()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert proc.returncode == 0
+
+
+_UDS_BOOT = r"""
+import json, os, socket, sys
+from granian.settings import load
+from granian.server.worker import serve_worker
+opts, path = json.loads(sys.argv[1]), sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+s.listen(16)
+print("READY", flush=True)
+sys.exit(serve_worker(load(opts, env={}), s))
+"""
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_tls_over_unix_socket(pki: PKI, tmp_path: Path, loop: str) -> None:
+    path = str(tmp_path / "g.sock")
+    opts = {"app": "tls_apps:asgi", "interface": "asgi", "loop": loop, "working_dir": str(APPS_DIR)}
+    opts.update(tls_opts(pki))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(APPS_DIR), env.get("PYTHONPATH", "")])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _UDS_BOOT, json.dumps(opts), path],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"READY\n"
+        ctx = client_ctx(pki)
+        deadline = time.monotonic() + 15
+        while True:
+            raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            raw.settimeout(5)
+            try:
+                raw.connect(path)
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    status, _, body = Reader(s).response()
+                break
+            except OSError:
+                raw.close()
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+        assert status == b"HTTP/1.1 200 OK"
+        got = json.loads(body)
+        assert got["scheme"] == "https" and got["tls"]["server_cert"] == pki.cert_leaf_pem
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()

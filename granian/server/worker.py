@@ -254,11 +254,12 @@ class WorkerServer:
             return False
         # A handshake must complete within the header-read timeout, as the request head must
         # afterwards (issue 13): a client that opens TLS and stalls is closed, so slowloris over
-        # TLS holds nothing longer than over plain TCP. The closing close_notify exchange is
-        # bounded the same way (the loops' default is 30 s), so a client that never answers
-        # it cannot hold a graceful drain.
-        timeout = cfg.http1.header_read_timeout
-        self.serve_kw = {"ssl": context, "ssl_handshake_timeout": timeout, "ssl_shutdown_timeout": timeout}
+        # TLS holds nothing longer than over plain TCP. ssl_shutdown_timeout stays the loops'
+        # default (30 s): it bounds the whole close, the flush of a `Connection: close`
+        # response's tail included (on expiry the loop aborts and drops what is still
+        # buffered), so tying it to a short header-read timeout would truncate large
+        # responses to slow clients.
+        self.serve_kw = {"ssl": context, "ssl_handshake_timeout": cfg.http1.header_read_timeout}
         return True
 
     async def _stop_threads(self) -> None:
