@@ -803,3 +803,42 @@ def test_tls_over_unix_socket(pki: PKI, tmp_path: Path, loop: str) -> None:
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+def _encrypted_key(pki: PKI, tmp_path: Path, password: bytes) -> Path:
+    key = serialization.load_pem_private_key(pki.key.read_bytes(), password=None)
+    path = tmp_path / "encrypted_key.pem"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(password),
+        )
+    )
+    return path
+
+
+def test_encrypted_key_with_password(serve: Any, pki: PKI, tmp_path: Path) -> None:
+    key = _encrypted_key(pki, tmp_path, b"open sesame")
+    srv = serve(
+        "tls_apps:asgi",
+        interface="asgi",
+        ssl_certificate=str(pki.cert),
+        ssl_keyfile=str(key),
+        ssl_keyfile_password="open sesame",
+    )
+    ctx = client_ctx(pki)
+    wait_https(srv, ctx)
+    assert get_json(srv, ctx)["tls"]["server_cert"] == pki.cert_leaf_pem
+
+
+def test_cli_wrong_key_password(pki: PKI, tmp_path: Path) -> None:
+    key = _encrypted_key(pki, tmp_path, b"open sesame")
+    code, err, port = run_cli(
+        "--ssl-certificate", str(pki.cert), "--ssl-keyfile", str(key), "--ssl-keyfile-password", "wrong-one"
+    )
+    assert code == 2, err
+    assert "--ssl-keyfile-password" in err and "wrong-one" not in err
+    assert _nothing_listens(port)
+    code, err, _ = run_cli("--ssl-certificate", str(pki.cert), "--ssl-keyfile", str(key))
+    assert code == 2 and "encrypted" in err and "--ssl-keyfile-password" in err
