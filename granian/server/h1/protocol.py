@@ -229,7 +229,7 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
             if self.flow.reasons & _PAUSE_PIPELINE:
                 self._resume(_PAUSE_PIPELINE)
             return
-        method, path, query, minor, headers, keep, body_eof, content_length, flags = res
+        method, path, query, minor, headers, keep, body_eof = res
         routes = ctx.health_routes
         if routes:
             # --health-path: answered here, before static files and the app (CLI.md "Health");
@@ -247,7 +247,6 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         # The response's framing state (H1Carrier): one request at a time per connection.
         self._minor = minor
         self._is_head = method == "HEAD"
-        self._pending_head = None
         self._cycle = cycle
         self.waiting_since = _NEVER
         ctx.active += 1
