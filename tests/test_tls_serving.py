@@ -292,6 +292,22 @@ def test_plain_asgi_has_no_tls_extension(serve: Any) -> None:
     assert r.json()["scheme"] == "http" and r.json()["extensions"] == ["http.response.pathsend"]
 
 
+def test_forwarded_https_on_plain_tcp_has_no_tls_extension(serve: Any) -> None:
+    # A TLS-terminating proxy's `X-Forwarded-Proto: https` makes the scheme https, but the
+    # connection has no TLS: asgiref tls.rst gives the extension only to TLS connections.
+    srv = serve("tls_apps:asgi", interface="asgi", proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            r = httpx.get(srv.url + "/", headers={"x-forwarded-proto": "https"}, timeout=5)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    assert r.json()["scheme"] == "https" and r.json()["extensions"] == ["http.response.pathsend"]
+
+
 def test_asgi_httpx_upload_2mib(serve: Any, pki: PKI) -> None:
     srv = serve("tls_apps:asgi", interface="asgi", **tls_opts(pki))
     ctx = client_ctx(pki)

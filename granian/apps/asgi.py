@@ -322,9 +322,12 @@ def _extensions_tls(cycle: Cycle) -> dict[str, Any]:
     for a connection using TLS); a TLS connection whose proxy forwarded `http` is not looked at,
     which keeps plain `http` scopes at one string compare."""
     extensions: dict[str, Any] = {"http.response.pathsend": {}}
-    tls_info = getattr(getattr(cycle, "_served_on", None), "tls_info", None)
-    if tls_info is not None:
-        info = tls_info()
+    conn = getattr(cycle, "_served_on", None)
+    # The connection's own scheme: behind a TLS-terminating proxy (the common case for a
+    # forwarded `https`) this is one compare, not a look for an SSL object that is not there.
+    if getattr(conn, "scheme", None) == "https":
+        tls_info = getattr(conn, "tls_info", None)
+        info = tls_info() if tls_info is not None else None
         if info is not None:
             extensions["tls"] = {**info, "client_cert_chain": list(info["client_cert_chain"])}
     return extensions
