@@ -858,3 +858,58 @@ def test_cli_wrong_key_password(pki: PKI, tmp_path: Path) -> None:
     assert _nothing_listens(port)
     code, err, _ = run_cli("--ssl-certificate", str(pki.cert), "--ssl-keyfile", str(key))
     assert code == 2 and "encrypted" in err and "--ssl-keyfile-password" in err
+
+
+@pytest.mark.timeout(90)
+def test_sighup_with_a_broken_certificate_keeps_the_old_worker(pki: PKI, tmp_path: Path) -> None:
+    # A rotation gone wrong (the new file is not a certificate): the new worker fails to build
+    # its context (EXIT_STARTUP_FAILED, the reason logged), the master keeps the old worker,
+    # and the old certificate goes on being served.
+    import signal
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    leaf = pki.ca.issue_cert("127.0.0.1")
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    old_der = ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode())
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRANIAN_")}
+    proc = subprocess.Popen(
+        [
+            str(GRANIAN_BIN),
+            *("--interface", "rsgi", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+            *("--respawn-interval", "1", "--ssl-certificate", str(cert), "--ssl-keyfile", str(key)),
+            "tls_apps:rsgi",
+        ],
+        cwd=APPS_DIR,
+        stdout=subprocess.PIPE,  # the log goes to stdout
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    ctx = client_ctx(pki)
+    err = ""
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert _served_cert(port, ctx) == old_der
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        cert.write_text("not a certificate\n")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(3)  # past the roll's respawn interval: the new worker has failed by now
+        for _ in range(3):
+            assert _served_cert(port, ctx) == old_der
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            err, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            err, _ = proc.communicate(timeout=5)
+    assert proc.returncode == 0
+    assert "--ssl-certificate" in err and "bad PEM" in err and str(cert) in err
