@@ -913,3 +913,26 @@ def test_sighup_with_a_broken_certificate_keeps_the_old_worker(pki: PKI, tmp_pat
             err, _ = proc.communicate(timeout=5)
     assert proc.returncode == 0
     assert "--ssl-certificate" in err and "bad PEM" in err and str(cert) in err
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_idle_tls_keep_alive_does_not_hold_a_graceful_stop(pki: PKI, serve: Any, loop: str) -> None:
+    """An idle pooled TLS connection whose client never answers close_notify: the worker stops
+    within about a second of SIGTERM, not after the loop's 30 s ssl_shutdown_timeout."""
+    srv = serve("tls_apps:asgi", interface="asgi", loop=loop, **tls_opts(pki))
+    ctx = client_ctx(pki)
+    wait_https(srv, ctx)
+    raw = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    tls = ctx.wrap_socket(raw, server_hostname="localhost")
+    try:
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, _ = Reader(tls).response()
+        assert status.startswith(b"HTTP/1.1 200")
+        # the connection now idles in the pool: this client never reads again
+        t0 = time.monotonic()
+        code, _ = srv.stop(timeout=20)
+        elapsed = time.monotonic() - t0
+    finally:
+        tls.close()  # closes `raw` too; no close_notify goes out
+    assert code == 0
+    assert elapsed < 10, f"the stop waited {elapsed:.1f} s for the idle TLS connection"
