@@ -46,6 +46,8 @@ RELOAD_KILL_TIMEOUT = 5.0
 # Upper bound on one sleep of the main loop: deadlines are computed exactly, this only limits
 # the cost of a missed wake-up (there should be none: SIGCHLD wakes the loop).
 MAX_SLEEP = 1.0
+# Seconds between repeats of the drain notice during --shutdown-delay (see notify_draining).
+NOTICE_INTERVAL = 0.5
 MIB = 1024 * 1024
 
 
@@ -119,6 +121,7 @@ class Master:
         self.roll_queue: deque[tuple[int, int, str]] = deque()
         self.roll: RollStep | None = None
         # --shutdown-delay: when the graceful stop begins after the delay (None: not delaying)
+        self.notice_at = 0.0  # the next repeat of the drain notice during the delay
         self.delay_until: float | None = None
         self.stopping = False
         self.exit_code = 0
@@ -234,9 +237,13 @@ class Master:
         while (signum := self.sig.pop()) is not None:
             self.on_signal(signum)
         self.reap()
-        if self.delay_until is not None and not self.stopping and monotonic() >= self.delay_until:
-            log.info("Shutdown delay over: shutting down gracefully")
-            self.shutdown(0)
+        if self.delay_until is not None and not self.stopping:
+            now = monotonic()
+            if now >= self.delay_until:
+                log.info("Shutdown delay over: shutting down gracefully")
+                self.shutdown(0)
+            elif now >= self.notice_at:
+                self.notify_draining()
         if self.stopping:
             if not self.workers:
                 return False
@@ -276,7 +283,7 @@ class Master:
         deadlines = [w.kill_at for w in self.workers.values() if w.kill_at is not None]
         if not self.stopping:
             if self.delay_until is not None:
-                deadlines.append(self.delay_until)
+                deadlines += (self.delay_until, self.notice_at)
             deadlines += self.spawn_at.values()
             if self.roll is not None and not self.roll.draining:
                 deadlines.append(self.roll.stop_old_at)
@@ -305,8 +312,7 @@ class Master:
                 # with health paths already answering 503 (CLI.md --shutdown-delay).
                 log.info("Received %s: health paths report draining; shutting down in %gs", name, delay)
                 self.delay_until = monotonic() + delay
-                for w in self.workers.values():
-                    self._signal(w.pid, signal.SIGUSR2)
+                self.notify_draining()
             elif not self.stopping:
                 log.info("Received %s: shutting down gracefully", name)
                 self.shutdown(0)
@@ -322,6 +328,14 @@ class Master:
             log.info("Received SIGHUP: rolling restart of the workers")
             self.run_hooks(self.hooks.on_reload, "on_reload")
             self.roll_all("SIGHUP")
+
+    def notify_draining(self) -> None:
+        """--shutdown-delay: tell every worker that health paths answer 503 (SIGUSR2). Repeated
+        every NOTICE_INTERVAL during the delay: a worker still starting ignores the signal
+        until its handler is installed (supervisor.child), and a respawned one needs it too."""
+        for w in self.workers.values():
+            self._signal(w.pid, signal.SIGUSR2)
+        self.notice_at = monotonic() + NOTICE_INTERVAL
 
     def shutdown(self, code: int) -> None:
         """Begin a graceful stop: every worker drains (bounded by --workers-kill-timeout)."""
