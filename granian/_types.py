@@ -107,6 +107,9 @@ class Carrier(Protocol):
     client: Address | None
     server: Address | None
 
+    @property
+    def write_paused(self) -> bool: ...  # the transport's buffer is over its high-water mark
+
     def send_response(self, cycle: Any, status: int, headers: Headers, body: bytes) -> None: ...
     def send_head(self, cycle: Any, status: int, headers: Headers, flush: bool) -> None: ...
     def send_data(self, cycle: Any, data: bytes) -> int: ...

@@ -313,7 +313,7 @@ class Cycle:
             offset += len(data)
             count -= len(data)
             await self.write(data)
-            if not getattr(carrier, "write_paused", False):
+            if not carrier.write_paused:
                 # Let the loop flush between pieces instead of building one huge buffer.
                 await asyncio.sleep(0)
 
