@@ -44,6 +44,7 @@ def test_health_path_is_answered_by_the_server(health_server: ServerProc) -> Non
 def test_health_requests_are_access_logged(health_server: ServerProc) -> None:
     with Conn(health_server.port) as c:
         assert c.request("GET", "/ready?log-me").status == 200
+        assert c.request("POST", "/healthz", body=b"").status == 405
     code, err = ServerProc.stop(health_server)
     out = health_server.stdout.decode(errors="replace") + err
     assert '"GET /ready HTTP/1.1" 200' in out and '"POST /healthz HTTP/1.1" 405' in out, out[-2000:]
@@ -136,3 +137,15 @@ def test_proxy_headers_off_by_default() -> None:
     finally:
         s.stop()
     assert scope["client"][0] == "127.0.0.1" and scope["scheme"] == "http"
+
+
+def test_proxy_headers_reach_the_access_log() -> None:
+    s = start_server("asgi_app:app", proxy_headers=True, access_log=True)
+    try:
+        with Conn(s.port) as c:
+            assert c.request("GET", "/scope", FORWARDED).status == 200
+    finally:
+        code, err = s.stop()
+    out = s.stdout.decode(errors="replace") + err
+    line = [ln for ln in out.splitlines() if '"GET /scope HTTP/1.1"' in ln]
+    assert line and " 203.0.113.7 " in line[0], out[-1500:]
