@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_supervisor_support import Server, alive, wait_until, write_app
+from test_supervisor_support import Server, alive, pids_seen, wait_until, write_app
 
 import granian
 from granian import _granian
@@ -109,11 +109,15 @@ def test_serve_stops_on_signal_with_hooks(tmp_path: Path, sig: int) -> None:
         srv.ready(2)
         workers = srv.worker_pids()
         assert len(workers) == 2
+        # both serve before the roll: a worker still importing when its SIGTERM comes dies of
+        # the default action (supervisor.child), which is not what this test is about
+        assert pids_seen(srv.port, 2) == workers
         assert srv.text.index("HOOK startup") < srv.text.index("Spawned worker-1")
         srv.signal(signal.SIGHUP)
         srv.wait_for("HOOK reload", 5)
         assert wait_until(lambda: srv.count(r"stopped \(exit code 0\)") == 2, 15), srv.text
         workers = srv.worker_pids()
+        assert pids_seen(srv.port, 2) == workers
         srv.signal(sig)
         assert srv.wait(5) == 0
         assert wait_until(lambda: not any(alive(p) for p in workers), 2)
