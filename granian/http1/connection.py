@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import ProtocolError
 from .conn import DISCARD_LIMIT, body_reader, split_target, wants_keep_alive
-from .parser import F_EXPECT_CONTINUE, H1Limits, parse_head
+from .parser import F_EXPECT_CONTINUE, H1Limits, Head, parse_head
 
 __all__ = [
     "BODY",
@@ -148,12 +148,26 @@ class H1State:
         pos = self._pos
         res = parse_head(buf, pos, self.limits)
         if res is None:
-            if len(buf) - pos > self.buffer_size:
-                raise ProtocolError("request head too large", 431)
-            self._partial = bytearray(buf[pos:] if pos else buf)
-            self._buf = b""
-            self._pos = 0
+            self.incomplete_head()
             return None
+        return self.start_request(res)
+
+    def incomplete_head(self) -> None:
+        """parse_head() found no complete head at the unconsumed bytes: keep them for the next
+        read. Raises ProtocolError (431) once they exceed the buffer (RFC 6585 §5)."""
+        buf = self._buf
+        pos = self._pos
+        if len(buf) - pos > self.buffer_size:
+            raise ProtocolError("request head too large", 431)
+        self._partial = bytearray(buf[pos:] if pos else buf)
+        self._buf = b""
+        self._pos = 0
+
+    def start_request(
+        self, res: Head
+    ) -> tuple[str, bytes, bytes, int, list[tuple[bytes, bytes]], bool, bool]:
+        """The decisions about a parsed head (`parse_head`'s result at the unconsumed bytes):
+        target split, keep-alive, body framing, `100 Continue`; the state becomes REQUEST."""
         end, method, target, minor, headers, content_length, flags = res
         if target[:1] == b"/" and _QMARK not in target:
             path, query = target, b""

@@ -19,14 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import ProtocolError
 from ...health import Health, HealthView
-from ...http1.connection import BODY, DISCARD, HEAD, IDLE, NEXT, OVERFLOW, PAUSE, H1State
+from ...http1.conn import LengthBody
+from ...http1.connection import BODY, DISCARD, HEAD, IDLE, NEXT, OVERFLOW, PAUSE, REQUEST, H1State
+from ...http1.parser import parse_head
 from ...http1.response import FRAME_NONE, simple_response
 from ...proxy import ProxyHeaders
 from ..context import ServerContext
 from ..cycle import Cycle
 from ..eager import start_eager
 from ..flow import FlowControl
-from .carrier import _PAUSE_BODY, _PAUSE_PARKED, _PAUSE_PIPELINE, H1Carrier
+from .carrier import _PAUSE_BODY, _PAUSE_PARKED, _PAUSE_PIPELINE, H1Carrier, H1Cycle
 from .switch import H2_PREFACE, switch_protocol
 
 if TYPE_CHECKING:
@@ -219,21 +221,45 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
             self._pause(_PAUSE_PARKED)
             ctx.waiting.append(self)
             return
+        if self._partial is not None:
+            self._buf = bytes(self._partial)
+            self._pos = 0
+            self._partial = None
         try:
-            res = self.next_head()
+            # H1State.next_head(), inlined, with its commonest case (no Connection, Expect or
+            # Transfer-Encoding field, so at most a Content-Length body, and an origin-form
+            # target without a query) decided here: this runs once per request. Every other
+            # head goes through H1State.start_request(), which makes the same decisions.
+            res = parse_head(self._buf, self._pos, self.limits)
+            if res is None:
+                self.incomplete_head()
+                if self._out:
+                    self._flush()
+                if self.flow.reasons & _PAUSE_PIPELINE:
+                    self._resume(_PAUSE_PIPELINE)
+                return
+            end, method_b, path, minor, headers, content_length, flags = res
+            if flags or path[:1] != b"/" or _QMARK in path:
+                method, path, query, minor, headers, keep, body_eof = self.start_request(res)
+            else:
+                self.state = REQUEST
+                self._pos = end
+                self._continue = False
+                method = _METHODS.get(method_b) or method_b.decode("latin-1")
+                query = b""
+                keep = minor == 1
+                if content_length > 0:
+                    self._reader = LengthBody(content_length)
+                    self._discarded = 0
+                    body_eof = False
+                else:
+                    body_eof = True
         except ProtocolError as exc:
             buf, pos = self._buf, self._pos
             if ctx.dispatch is not None and buf.startswith(b"PRI ", pos) and self._preface(buf, pos):
                 return
             self._reject(exc.status_hint)
             return
-        if res is None:
-            if self._out:
-                self._flush()
-            if self.flow.reasons & _PAUSE_PIPELINE:
-                self._resume(_PAUSE_PIPELINE)
-            return
-        method, path, query, minor, headers, keep, body_eof = res
         routes = ctx.health_routes
         if routes:
             # --health-path: answered here, before static files and the app (CLI.md "Health");
@@ -243,7 +269,7 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
                 self._health(health, method, path, query, minor, headers, keep, body_eof)
                 return
         # (`self._closing` is False here: checked by every caller.)
-        cycle = Cycle(
+        cycle = H1Cycle(
             self, method, path, query, "1.1" if minor else "1.0", headers, keep and ctx.keep_alive, body_eof
         )
         if self._proxy is not None:
@@ -269,21 +295,37 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
             ctx.loop.create_task(coro)
 
     def _feed_body(self) -> None:
-        discarding = self.state == DISCARD
+        cycle = self._cycle
+        if cycle is None:
+            self._discard_body()
+            return
+        # H1State.feed_body() for a request in flight (state REQUEST: DISCARD only ever
+        # follows a complete response, when no cycle is attached), inlined: a request with a
+        # body comes here at least once.
         try:
-            data, done = self.feed_body()
+            data, end, done = self._reader.feed(self._buf, self._pos)
         except ProtocolError:
             self._body_error()
             return
-        cycle = self._cycle
-        if cycle is not None:
-            if cycle._push(data, done) > self.ctx.buffer_size and not done:
-                # The app is not keeping up: stop reading until it catches up (flow control).
-                self.body_paused = True
-                self._pause(_PAUSE_BODY)
-            elif done and len(self._buf) - self._pos > self.ctx.buffer_size:
-                self._pause(_PAUSE_PIPELINE)
-        elif discarding:
+        self._pos = end
+        if done:
+            self._reader = None
+        if cycle._push(data, done) > self.ctx.buffer_size and not done:
+            # The app is not keeping up: stop reading until it catches up (flow control).
+            self.body_paused = True
+            self._pause(_PAUSE_BODY)
+        elif done and len(self._buf) - self._pos > self.ctx.buffer_size:
+            self._pause(_PAUSE_PIPELINE)
+
+    def _discard_body(self) -> None:
+        """Body bytes of a request whose response is complete (DISCARD): read and dropped."""
+        discarding = self.state == DISCARD
+        try:
+            _, done = self.feed_body()
+        except ProtocolError:
+            self._body_error()
+            return
+        if discarding:
             if self.discard_overflow():
                 self.transport.close()
             elif done:
