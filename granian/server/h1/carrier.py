@@ -3,8 +3,10 @@
 `H1Carrier` holds the framing methods of `granian._types.Carrier` (Content-Length or chunked
 framing, nothing after HEAD/1xx/204/304, `100 Continue`, raw sendfile) and the connection's
 write side (one write per simple response, gathered pipelined responses). `H1Protocol` inherits
-them, so the cycle calls one object per request with no extra hop: a connection serves one
-request at a time (RFC 9112 §9.3.2), so the framing state of that request lives on it.
+them, so the cycle calls one object per request: a connection serves one request at a time
+(RFC 9112 §9.3.2), so the framing state of that request lives on it. `H1Cycle` is the cycle
+an HTTP/1 connection creates: the core `Cycle` with `respond()` framing directly (the whole-body
+response is the hot path; tests/test_h1_fastpath.py holds it to the general route's bytes).
 """
 
 from __future__ import annotations
