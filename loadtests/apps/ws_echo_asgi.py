@@ -2,8 +2,8 @@
 
 Every text or bytes message is sent back as it came (the Autobahn cases expect
 the echo of each message, of the same type), until the client disconnects.
-Any plain HTTP request answers 200 `ok`, so the harness's readiness check
-(run.py's http_request) works on the same port.
+Any plain HTTP request answers 200 `Hello, world!`, the body run.py's
+wait_ready expects on `/`, so the harness's readiness check works unchanged.
 """
 
 
@@ -33,10 +33,10 @@ async def app(scope, receive, send):
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")],
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"13")],
             }
         )
-        await send({"type": "http.response.body", "body": b"ok"})
+        await send({"type": "http.response.body", "body": b"Hello, world!"})
     elif kind == "lifespan":
         while True:
             msg = await receive()

@@ -2,7 +2,8 @@
 (/work/shared/docs/RSGI.md, WebSocket protocol object).
 
 Message kinds: 0 closed by the client, 1 bytes, 2 str; each message goes back
-with the same type. Plain HTTP answers 200 `ok` for the readiness check.
+with the same type. Plain HTTP answers 200 `Hello, world!`, the body run.py's
+wait_ready expects on `/`.
 """
 
 
@@ -22,4 +23,4 @@ async def app(scope, protocol):
             else:  # 0: the client closed
                 return
     elif scope.proto == "http":
-        protocol.response_str(200, [("content-type", "text/plain")], "ok")
+        protocol.response_str(200, [("content-type", "text/plain")], "Hello, world!")
