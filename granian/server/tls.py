@@ -10,12 +10,16 @@ TLS transport (asyncio's, or uvloop's in Cython over the same OpenSSL) does the 
   SIGHUP (new workers) relies on.
 - ``tls_extension(ssl_object)``: what ``scope["extensions"]["tls"]`` holds for one connection
   (asgiref specs/tls.rst, version 0.2). Pure; the caller caches it per connection.
+- ``ServerSSLObject``: the SSLObject of every connection of a ``ServerContext``; it logs a
+  failed or abandoned handshake at DEBUG on the server logger (junk, plain HTTP, a refused
+  client certificate, a peer that closed or stalled), which the loops keep silent.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import re
 import ssl
@@ -23,11 +27,13 @@ from _ssl import ENCODING_DER as _ENCODING_DER
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeAlias, TypedDict
 
+from ..constants import SERVER_LOGGER
 from ..errors import ConfigurationError
 
 __all__ = [
     "INTERMEDIATE_TLS12_CIPHERS",
     "ServerContext",
+    "ServerSSLObject",
     "TLSConfig",
     "TLSExtension",
     "alpn_protocols",
@@ -89,12 +95,78 @@ _TLS_VERSION_CODES = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TL
 _ALPN_MAX = 255
 
 
+logger = logging.getLogger(SERVER_LOGGER)
+
+# Why a handshake failed, for the OpenSSL reasons a server meets most (RFC 8446 §6.2 alerts);
+# any other reason is logged as OpenSSL gives it.
+_HANDSHAKE_HINTS = {
+    "HTTP_REQUEST": "plain HTTP sent to the TLS port",
+    "WRONG_VERSION_NUMBER": "not a TLS record (junk, or plain text)",
+    "UNSUPPORTED_PROTOCOL": "the client offers no TLS version allowed by --ssl-protocol-min",
+    "NO_SHARED_CIPHER": "no cipher suite in common",
+    "NO_APPLICATION_PROTOCOL": "no ALPN protocol in common",
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "no client certificate (--ssl-client-verify requires one)",
+    "TLSV1_ALERT_UNKNOWN_CA": "the client does not trust our certificate",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the client refused our certificate",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the client refused our certificate",
+    "UNEXPECTED_EOF_WHILE_READING": "the peer closed during the handshake",
+}
+
+
+def _handshake_failure(exc: ssl.SSLError) -> str:
+    reason = getattr(exc, "reason", None) or type(exc).__name__
+    verify = getattr(exc, "verify_message", None)
+    if verify:  # ssl.SSLCertVerificationError: the client's certificate failed our checks
+        return f"{reason}: client certificate refused: {verify}"
+    return f"{reason}: {_HANDSHAKE_HINTS.get(str(reason)) or _reason(exc)}"
+
+
+class ServerSSLObject(ssl.SSLObject):
+    """The SSLObject of each connection of a ``ServerContext`` (``sslobject_class``).
+
+    Both loops' TLS transports (asyncio's sslproto, uvloop's in Cython) report a failed
+    server-side handshake only in the loop's debug mode, on the ``asyncio`` logger: an SSLError
+    is an OSError, which their ``_fatal_error`` never passes to the loop's exception handler.
+    So junk, plain HTTP to the TLS port or a refused client certificate would leave no trace
+    at all. Both transports drive the handshake through this object's ``do_handshake()``; a
+    failure there is one DEBUG line on the server logger, and the transport then closes the
+    connection as before. A peer that closes, resets or stalls (the handshake timeout) before
+    the handshake ends never gets to ``do_handshake()`` again: that is logged when the
+    transport drops this object. Cost on a good connection: one Python frame per handshake
+    step and a flag test when the object goes."""
+
+    # 0: handshake in progress; 1: done; 2: its failure is logged. A class default: nothing is
+    # stored per connection until the handshake ends.
+    _granian_hs = 0
+
+    def do_handshake(self) -> None:
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise  # the handshake waits for the peer's next flight
+        except ssl.SSLError as exc:
+            self._granian_hs = 2
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("TLS handshake failed, connection closed: %s", _handshake_failure(exc))
+            raise
+        self._granian_hs = 1
+
+    def __del__(self) -> None:
+        if self._granian_hs == 0 and logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "TLS connection closed before its handshake completed "
+                "(the peer closed or reset it, or the handshake timeout expired)"
+            )
+
+
 class ServerContext(ssl.SSLContext):
     """An SSLContext that also remembers what the ASGI ``tls`` extension reports about it.
 
     ``server_cert_pem`` is the leaf of --ssl-certificate as loaded; ``cipher_ids`` maps
-    OpenSSL's cipher names to their IANA 16-bit code points (RFC 8446 §B.4, RFC 5289)."""
+    OpenSSL's cipher names to their IANA 16-bit code points (RFC 8446 §B.4, RFC 5289).
+    Its connections' SSLObjects log their failed handshakes (``ServerSSLObject``)."""
 
+    sslobject_class = ServerSSLObject
     server_cert_pem: str | None = None
     cipher_ids: dict[str, int]
 
