@@ -24,4 +24,6 @@ def register(dispatch: Dispatch, opts: HTTP2Config, interface: str, mode: str) -
     dispatch.alpn["h2"] = srv.factory
     if mode == "2":
         dispatch.direct = srv.factory
+    else:
+        dispatch.upgrades[b"h2c"] = srv.upgrade_maker
     return srv

@@ -22,6 +22,7 @@ import asyncio
 import math
 import os
 import struct
+from collections.abc import Callable
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,7 @@ _QMARK = 0x3F  # "?" as an int: `in` is then a memchr
 _HOST = b"host"
 _COOKIE = b"cookie"
 _PING = struct.Struct(">Q")
+_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
 
 
 class H2Server:
@@ -95,6 +97,30 @@ class H2Server:
 
     def factory(self) -> H2Protocol:
         return H2Protocol(self)
+
+    def upgrade_maker(self, cycle: Any) -> Callable[[Any], None] | None:
+        """`Upgrade: h2c` (RFC 7540 §3.2; Dispatch.upgrades): taken on cleartext only (§3.2:
+        `h2c` is HTTP/2 over TCP), with exactly one HTTP2-Settings field (§3.2.1), for a
+        request without a body (a body would have to be read whole before the switch; such a
+        request is simply served on HTTP/1.1, which §3.2 allows)."""
+        if cycle.scheme != "http" or self.ctx.scheme != "http":
+            return None
+        settings = [v for n, v in cycle.headers if n == b"http2-settings"]
+        if len(settings) != 1 or not cycle._body_eof or cycle._body:
+            return None
+        value = settings[0]
+        return lambda c: self._switch(c, value)
+
+    def _switch(self, cycle: Any, value: bytes) -> None:
+        conn = cycle._carrier
+        upgrade = (value, cycle.method == "HEAD")
+        try:
+            # A malformed HTTP2-Settings value is refused before anything is written.
+            probe = H2Protocol(self, upgrade, cycle)
+        except Exception:  # noqa: BLE001 - the engine's error: answer on HTTP/1.1
+            cycle.respond(400, [(b"content-type", b"text/plain")], b"Bad HTTP2-Settings")
+            return
+        conn.switch_after(cycle, _SWITCHING, lambda: probe)
 
 
 class H2Protocol(asyncio.Protocol):
@@ -128,9 +154,12 @@ class H2Protocol(asyncio.Protocol):
         "_ssl_object",
         "_tls_info",
         "_proxy",
+        "_upgraded",
     )
 
-    def __init__(self, srv: H2Server, upgrade: tuple[bytes, bool] | None = None) -> None:
+    def __init__(
+        self, srv: H2Server, upgrade: tuple[bytes, bool] | None = None, upgraded: Cycle | None = None
+    ) -> None:
         self.srv = srv
         ctx = self.ctx = srv.ctx
         if upgrade is None:
@@ -164,6 +193,8 @@ class H2Protocol(asyncio.Protocol):
         self._ssl_object: SSLObject | None = None
         self._tls_info: TLSExtension | None = None
         self._proxy: Any = None
+        # h2c Upgrade (RFC 7540 §3.2): the HTTP/1.1 request, answered as stream 1
+        self._upgraded = upgraded
 
     # ---------------------------------------------------------------- transport callbacks
 
@@ -188,6 +219,9 @@ class H2Protocol(asyncio.Protocol):
             self._proxy = proxy
         # Our SETTINGS (and the connection WINDOW_UPDATE) go first (RFC 9113 §3.4).
         self.flush()
+        if self._upgraded is not None:
+            self._serve_upgraded(self._upgraded)
+            self._upgraded = None
         if self.srv.ping_interval is not None:
             self._ping_handle = ctx.loop.call_later(self.srv.ping_interval, self._ping)
         if ctx.draining:
@@ -311,6 +345,23 @@ class H2Protocol(asyncio.Protocol):
         if ctx.eager:
             start_eager(ctx.loop, coro)
         else:
+            ctx.loop.create_task(coro)
+
+    def _serve_upgraded(self, cycle: Cycle) -> None:
+        """The h2c Upgrade's request (RFC 7540 §3.2): its response goes out on stream 1, which
+        the session opened half-closed. The cycle moves from the HTTP/1 connection (which
+        wrote the 101 and counted it as started) to the stream, before the app sees it."""
+        ctx = self.ctx
+        st = H2Stream(self, 1, cycle.method == "HEAD")
+        st.cycle = cycle
+        cycle._carrier = cycle._served_on = st
+        cycle.response_started = False
+        cycle.status = 0
+        cycle.http_version = "2"
+        self.streams[1] = st
+        ctx.active += 1
+        coro = ctx.handler(cycle)
+        if coro is not None:
             ctx.loop.create_task(coro)
 
     def stream_done(self, st: H2Stream, cycle: Cycle) -> None:
