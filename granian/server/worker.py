@@ -186,6 +186,12 @@ class WorkerServer:
             eager=cfg.eager,
         )
         ctx.dispatch = Dispatch(ctx)
+        ws_handler = getattr(self.adapter, "ws_handler", None) if cfg.ws.enabled else None
+        if ws_handler is not None:
+            # WebSockets (ASGI, RSGI; --no-ws or WSGI: an upgrade request is a plain request)
+            from .ws import register as register_ws
+
+            register_ws(ctx, ws_handler, cfg.ws)
         if cfg.http in ("auto", "2"):
             # HTTP/2 (granian.server.h2): h2c prior knowledge, ALPN h2, and on `--http 2` the
             # protocol of every connection.
