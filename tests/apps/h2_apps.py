@@ -32,6 +32,24 @@ def _arg(query: str, name: str, default: str) -> str:
     return parse_qs(query).get(name, [default])[0]
 
 
+_BARRIER: dict[str, Any] = {"n": 0, "event": None}
+
+
+async def _barrier(n: int) -> bool:
+    """True once `n` requests are waiting here together (10 s bound): proves they run at once."""
+    if _BARRIER["event"] is None:
+        _BARRIER["event"] = asyncio.Event()
+    event = _BARRIER["event"]
+    _BARRIER["n"] += 1
+    if _BARRIER["n"] >= n:
+        event.set()
+    try:
+        await asyncio.wait_for(event.wait(), 10)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
 # ---------------------------------------------------------------- ASGI
 
 
@@ -109,6 +127,22 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = str(len(await _read(receive))).encode()
     elif path == "/fail":
         raise RuntimeError("boom")
+    elif path == "/barrier":
+        together = await _barrier(int(_arg(query, "n", "9")))
+        await asyncio.sleep(0.2)  # a slow stream: each holds its response a while
+        body = b"together" if together else b"alone"
+    elif path == "/push":
+        # Streams until the client stops reading; each piece it managed to hand over is logged
+        # (the send buffer bound: --http2-max-send-buffer-size).
+        await send({"type": "http.response.start", "status": 200, "headers": ct})
+        piece = b"p" * 16384
+        sent = 0
+        for _ in range(4096):
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+            sent += len(piece)
+            _event(f"push {sent}")
+        await send({"type": "http.response.body", "body": b""})
+        return
     else:
         body = b"hello"
     await send({"type": "http.response.start", "status": 200, "headers": ct})
@@ -151,6 +185,10 @@ async def rsgi_app(scope: Any, proto: Any) -> None:
             await tx.send_bytes(chunk)
     elif path == "/file":
         proto.response_file(200, ct, HERE)
+    elif path == "/barrier":
+        together = await _barrier(int(_arg(query, "n", "9")))
+        await asyncio.sleep(0.2)
+        proto.response_str(200, ct, "together" if together else "alone")
     elif path == "/wait-disconnect":
         tx = proto.response_stream(200, ct)
         await tx.send_bytes(b"started")
