@@ -113,7 +113,7 @@ class H2Client:
         self.sock.settimeout(self.timeout if timeout is None else timeout)
         try:
             data = self.sock.recv(1 << 20)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return []
         except OSError:
             self.closed = True
