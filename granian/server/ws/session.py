@@ -503,8 +503,9 @@ class WSSession(asyncio.Protocol):
             return
         cfg = self._cfg
         loop = self.ctx.loop
-        if self._heard:
-            # Anything received since the last look (a pong, a message) proves the peer alive.
+        if self._heard or self._read_paused:
+            # Anything received since the last look (a pong, a message) proves the peer alive;
+            # while we do not read (the app lags) a pong could not be heard: no ping then.
             self._heard = False
             self._awaiting_pong = False
             self._timer = loop.call_later(cfg.ping_interval, self._ping_tick)
