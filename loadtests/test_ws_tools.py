@@ -227,6 +227,8 @@ def test_rotation_and_server_argv() -> None:
     ]
     ours = ws_bench.server_argv(servers["ours-rsgi"], 8000, "/ours", Path("/peers"))
     assert ours[0] == "/ours" and ours[-1] == "ws_echo_rsgi:app" and "rsgi" in ours
+    ref = ws_bench.server_argv(servers["picows-ref"], 8000, "/ours", Path("/peers"))
+    assert ref == ["/peers/python", "ws_echo_picows.py", "8000"]
 
 
 def test_bench_options_are_checked() -> None:

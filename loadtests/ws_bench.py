@@ -83,6 +83,8 @@ SERVERS = (
     # default (`--ws auto`) is websockets' sans-I/O protocol since uvicorn 0.35.
     WsServer(UVICORN, "uvicorn", "asgi", ("--ws", "websockets"), "--ws websockets"),
     WsServer("uvicorn-auto", "uvicorn", "asgi", (), "default --ws auto (websockets-sansio)"),
+    # Not a competitor: picows's own echo server, the client's ceiling on these CPUs.
+    WsServer("picows-ref", "picows", "-", (), "picows echo server: the client's ceiling"),
 )
 SERVER_NAMES = tuple(s.name for s in SERVERS)
 
@@ -105,6 +107,8 @@ def server_argv(srv: WsServer, port: int, ours: str, peers_bin: Path) -> list[st
             *srv.extra,
             module,
         ]
+    if srv.exe == "picows":
+        return [str(peers_bin / "python"), "ws_echo_picows.py", str(port)]
     # --no-access-log: both granians log nothing by default (run.py's uvicorn-nolog).
     return [
         str(peers_bin / "uvicorn"),
