@@ -145,6 +145,7 @@ class WSSession(asyncio.Protocol):
         "_timer",
         "_awaiting_pong",
         "_held",
+        "_held_failure",
         "_hold_timer",
         "_over",
         "_tcp_closing",
@@ -178,6 +179,7 @@ class WSSession(asyncio.Protocol):
         # the peer's close (or our failure close) held back while the app is busy: the bytes
         # to write then, and what ends it (None: nothing held)
         self._held: bytes | None = None
+        self._held_failure: Failure | None = None  # a failure's close is built on release
         self._hold_timer: asyncio.TimerHandle | None = None
         self._over = False  # reading is over: the app gets None once the queue is empty
         self._tcp_closing = False
@@ -356,20 +358,23 @@ class WSSession(asyncio.Protocol):
         self.close_code, self.close_reason = end.code, end.reason
         self._over = True
         self._cancel_timer()
-        if end.__class__ is Failure:
-            # RFC 6455 §7.1.7: fail the connection with our close, without waiting for the peer's
-            out += ws.close(end.code, end.reason)
-        elif ws.close_sent and not out:
+        failure = end if end.__class__ is Failure else None
+        if failure is None and ws.close_sent and not out:
             # the answer to our own close: the handshake is complete
             self._close_tcp(_CLOSE_TIMEOUT)
             self._end_for_app()
             return
         if self._waiter is None and (self._queue or self.accepted):
             # The app is busy (not waiting in receive()): let it answer what came before first.
+            # (A failure's close is built then: sending stays open until it is sent.)
             self._held = out
+            self._held_failure = failure
             self._queue.append(_END)
             self._hold_timer = self.ctx.loop.call_later(_PEER_CLOSE_HOLD, self._release_held)
             return
+        if failure is not None:
+            # RFC 6455 §7.1.7: fail the connection with our close, without waiting for the peer's
+            out += ws.close(failure.code, failure.reason)
         if out:
             self._transport.write(out)
         self._close_tcp(_CLOSE_TIMEOUT)
@@ -383,7 +388,11 @@ class WSSession(asyncio.Protocol):
         if self._hold_timer is not None:
             self._hold_timer.cancel()
             self._hold_timer = None
+        failure = self._held_failure
+        self._held_failure = None
         if not self._lost:
+            if failure is not None and self._ws is not None:
+                out += self._ws.close(failure.code, failure.reason)  # RFC 6455 §7.1.7
             if out:
                 self._transport.write(out)
             self._close_tcp(_CLOSE_TIMEOUT)
