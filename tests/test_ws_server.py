@@ -28,7 +28,9 @@ KEY = base64.b64encode(b"0123456789abcdef")
 # ---------------------------------------------------------------- raw-socket helpers
 
 
-def upgrade_request(path: str = "/echo", version: bytes = b"13", key: bytes = KEY, extra: bytes = b"") -> bytes:
+def upgrade_request(
+    path: str = "/echo", version: bytes = b"13", key: bytes = KEY, extra: bytes = b""
+) -> bytes:
     return (
         b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: %s\r\n%s\r\n" % (path.encode(), key, version, extra)
@@ -338,7 +340,9 @@ def test_server_ping_timeout_closes_1011() -> None:
         assert raw.read_close() == (1011, b"keepalive ping timeout")
         assert raw.closed_by_server()
         raw.close()
-        assert ["/echo", 1011, "keepalive ping timeout"] in wait_event(srv, ["/echo", 1011, "keepalive ping timeout"])
+        assert ["/echo", 1011, "keepalive ping timeout"] in wait_event(
+            srv, ["/echo", 1011, "keepalive ping timeout"]
+        )
         # a peer that answers (the library's client) stays open across several pings
         with connect(ws_url(srv, "/echo")) as ws:
             time.sleep(3.5)

@@ -78,8 +78,11 @@ async def app(scope, receive, send):  # noqa: C901 - one route per test scenario
             "headers": [(b"x-accepted", b"1")],
         }
     )
-    if path == "/scope":
-        info = {k: scope[k] for k in ("scheme", "path", "query_string", "subprotocols", "http_version")}
+    if path.startswith("/scope"):
+        info = {
+            k: scope[k]
+            for k in ("scheme", "path", "root_path", "query_string", "subprotocols", "http_version")
+        }
         info["query_string"] = info["query_string"].decode()
         info["extensions"] = sorted(scope["extensions"])
         info["raw_path"] = scope["raw_path"].decode()
