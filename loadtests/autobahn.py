@@ -254,7 +254,7 @@ def run_kosoku(
 
 def run_interface(args: argparse.Namespace, exe: Path, iface: str) -> dict[str, Any]:
     label = f"{args.server} {iface.upper()}"
-    outdir = REPORTS / f"{args.server}-{iface}"
+    outdir = args.reports / f"{args.server}-{iface}"
     shutil.rmtree(outdir, ignore_errors=True)  # never read a stale index
     outdir.mkdir(parents=True)
     port = harness.free_port()
@@ -375,6 +375,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-lock", action="store_true", help="do not take the machine-wide loadtests lock")
     p.add_argument("--max-listed", type=int, default=40, help="notable cases printed per run")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument(
+        "--reports",
+        type=Path,
+        default=REPORTS,
+        help="where <server>-<iface>/ report folders go (default loadtests/.autobahn/reports; emptied first)",
+    )
     p.add_argument(
         "-v",
         "--verbose",
