@@ -436,3 +436,75 @@ def test_access_log_has_the_session_once_with_101_and_refusals_with_their_status
     assert [ln.split('" ')[1].split()[0] for ln in lines if "GET /reject " in ln] == ["403"]
     assert [ln.split('" ')[1].split()[0] for ln in lines if "GET /deny " in ln] == ["401"]
     assert [ln.split('" ')[1].split()[0] for ln in lines if "GET /v8 " in ln] == ["426"]
+
+
+# ---------------------------------------------------------------- in process: counters, hook, queue
+
+
+def test_session_counts_as_a_connection_is_logged_once_and_bounds_its_queue() -> None:
+    """The real H1 connection, dispatch, session and ASGI adapter over a fake transport: the
+    upgrade leaves --backpressure's count, the session is a tracked connection, reading pauses
+    at the bounded queue while the app does not read, and at the end the metrics' active count
+    drops and the completion hook sees the session once, as 101."""
+    import asyncio
+
+    from fakes import FakeTransport
+
+    from granian.apps.asgi import ASGINLAdapter
+    from granian.server.config import WSConfig
+    from granian.server.context import ServerContext
+    from granian.server.dispatch import Dispatch
+    from granian.server.metrics import WorkerMetrics
+    from granian.server.ws import WSSession, register
+
+    gate = asyncio.Event()
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        await receive()
+        await send({"type": "websocket.accept"})
+        await gate.wait()
+        while True:
+            msg = await receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        adapter = ASGINLAdapter(app)
+        ctx = ServerContext(loop, adapter.handler)
+        ctx.dispatch = Dispatch(ctx)
+        register(ctx, adapter.ws_handler, WSConfig(ping_interval=0))
+        ctx.metrics = metrics = WorkerMetrics()
+        completed: list[int] = []
+        ctx.on_complete = lambda cycle: completed.append(cycle.status)
+        proto = ctx.dispatch.factory()()
+        transport = FakeTransport()
+        transport.set_protocol(proto)
+        proto.connection_made(transport)  # type: ignore[arg-type]
+        assert metrics.conn_active == 1
+        proto.data_received(upgrade_request())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert transport.data.startswith(b"HTTP/1.1 101 ")
+        session = transport.get_protocol()
+        assert isinstance(session, WSSession)
+        assert session in ctx.connections and proto not in ctx.connections
+        assert ctx.active == 0  # a session is not a request in flight
+        assert completed == []  # not logged before it ends
+        for i in range(15):
+            session.data_received(frame(0x1, b"m%d" % i))
+        assert transport.reading
+        session.data_received(frame(0x1, b"m15"))
+        assert not transport.reading  # 16 messages wait for the app: reading paused
+        gate.set()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert transport.reading  # the app caught up
+        session.connection_lost(None)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert metrics.conn_active == 0 and metrics.conn_handled == 1
+        assert completed == [101]
+        assert session not in ctx.connections
+
+    asyncio.run(main())
