@@ -523,16 +523,7 @@ def option_names() -> list[str]:
 _ANY = None
 
 NOT_IMPLEMENTED: dict[str, Callable[[Any], bool] | None] = {
-    "http": lambda v: v == HTTPModes.http2,
     "http2_adaptive_window": _ANY,
-    "http2_initial_connection_window_size": _ANY,
-    "http2_initial_stream_window_size": _ANY,
-    "http2_keep_alive_interval": _ANY,
-    "http2_keep_alive_timeout": _ANY,
-    "http2_max_concurrent_streams": _ANY,
-    "http2_max_frame_size": _ANY,
-    "http2_max_headers_size": _ANY,
-    "http2_max_send_buffer_size": _ANY,
 }
 
 

@@ -408,6 +408,43 @@ def test_context_options(pki: PKI) -> None:
     }
 
 
+def _with_group(ctx: ssl.SSLContext, group: str) -> ssl.SSLContext:
+    # With OpenSSL 3, set_ecdh_curve() leaves exactly this one group in the client's list.
+    ctx.set_ecdh_curve(group)
+    return ctx
+
+
+@pytest.mark.parametrize("group", ["X25519", "prime256v1", "secp384r1"])
+def test_key_exchange_groups_of_the_intermediate_profile(
+    pki: PKI, run_tls: Callable[..., Outcome], group: str
+) -> None:
+    ctx = tls.build_server_context(pki.cfg(), ["http/1.1"])
+    assert ctx.groups == tls.INTERMEDIATE_GROUPS == "X25519:prime256v1:secp384r1"
+    out = run_tls(ctx, _client(_with_group(client_ctx(pki), group)))
+    assert out.error is None, out
+    assert out.seen[0]["tls"]["tls_version"] == 0x0304
+
+
+@pytest.mark.parametrize("group", ["X448", "secp521r1"])
+@pytest.mark.parametrize("protocol_min", ["tls1.3", "tls1.2"])
+def test_key_exchange_groups_outside_the_profile_are_refused(
+    pki: PKI, run_tls: Callable[..., Outcome], group: str, protocol_min: str
+) -> None:
+    # sslyze --mozilla_config=intermediate: "tls_curves: TLS curves {'X448', 'secp521r1'} are
+    # supported, but should be rejected", with OpenSSL 3's default group list.
+    ctx = tls.build_server_context(pki.cfg(ssl_protocol_min=protocol_min), ["http/1.1"])
+    # The client speaks TLS 1.3 in both modes: over TLS 1.2 a client without P-256 could not
+    # take this ECDSA P-256 certificate anyway (RFC 8422 §5.1), whatever the server's groups.
+    out = run_tls(ctx, _client(_with_group(client_ctx(pki), group)))
+    # no key share the server accepts, and none it could ask for (RFC 8446 §4.2.8)
+    assert "NO_SUITABLE_KEY_SHARE" in _refused(out)
+    # OpenSSL's defaults, which build_server_context overrides, would have accepted it
+    plain = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    plain.load_cert_chain(pki.files["cert"], pki.files["key"])
+    out = run_tls(plain, _client(_with_group(client_ctx(pki), group)))
+    assert out.error is None, out
+
+
 # ---- mutual TLS
 
 

@@ -513,18 +513,25 @@ def test_tls12_accepted_with_protocol_min(serve: Any, pki: PKI) -> None:
 
 
 def test_alpn_selects_http11(serve: Any, pki: PKI) -> None:
+    # HTTP/2 is served (issue 14): a client offering h2 gets it (tests/test_h2_serving.py);
+    # one offering only http/1.1 gets that, and `--http 1` never offers h2.
     srv = serve("tls_apps:asgi", interface="asgi", **tls_opts(pki))
     ctx = client_ctx(pki)
     wait_https(srv, ctx)
     ctx.set_alpn_protocols(["h2", "http/1.1"])
     with tls_connect(srv, ctx) as s:
-        # HTTP/2 is not implemented: only http/1.1 is offered
+        assert s.selected_alpn_protocol() == "h2"
+    ctx11 = client_ctx(pki)
+    ctx11.set_alpn_protocols(["http/1.1"])
+    with tls_connect(srv, ctx11) as s:
         assert s.selected_alpn_protocol() == "http/1.1"
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert Reader(s).response()[0] == b"HTTP/1.1 200 OK"
+    srv1 = serve("tls_apps:asgi", interface="asgi", http="1", **tls_opts(pki))
+    wait_https(srv1, ctx11)
     only_h2 = client_ctx(pki)
     only_h2.set_alpn_protocols(["h2"])
-    with tls_connect(srv, only_h2) as s:
+    with tls_connect(srv1, only_h2) as s:
         assert s.selected_alpn_protocol() is None  # no common protocol: no ALPN, HTTP/1.1
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert Reader(s).response()[0] == b"HTTP/1.1 200 OK"

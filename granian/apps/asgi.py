@@ -243,6 +243,13 @@ class ASGIAdapter:
         if self.lifespan is not None:
             await self.lifespan.shutdown()
 
+    def ws_handler(self, cycle: Cycle, session: Any) -> Any:
+        """A WebSocket upgrade request (granian.apps.asgi_ws): the server calls this instead of
+        `handler`, so plain HTTP requests pay nothing for WebSockets."""
+        from .asgi_ws import websocket
+
+        return websocket(self, cycle, session)
+
     def _make_handler(self) -> Callable[[Cycle], Any]:
         app = self.app
         state = self.state

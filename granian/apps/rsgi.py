@@ -196,6 +196,13 @@ class RSGIAdapter:
             except Exception:  # noqa: BLE001 - shutdown goes on; the hook's failure is logged
                 logger.exception("RSGI __rsgi_del__ failed")
 
+    def ws_handler(self, cycle: Cycle, session: Any) -> Any:
+        """A WebSocket upgrade request (granian.apps.rsgi_ws): the server calls this instead of
+        `handler`, so plain HTTP requests pay nothing for WebSockets."""
+        from .rsgi_ws import websocket
+
+        return websocket(self, cycle, session)
+
     def _make_handler(self) -> Callable[[Cycle], Awaitable[None]]:
         app = self.app
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import ProtocolError
 from .conn import DISCARD_LIMIT, body_reader, split_target, wants_keep_alive
-from .parser import F_EXPECT_CONTINUE, H1Limits, Head, parse_head
+from .parser import F_EXPECT_CONTINUE, F_UPGRADE, H1Limits, Head, parse_head
 
 __all__ = [
     "BODY",
@@ -75,6 +75,7 @@ class H1State:
         "_reader",
         "_discarded",
         "_continue",
+        "upgrade",
     )
 
     def __init__(self, limits: H1Limits, buffer_size: int) -> None:
@@ -88,6 +89,10 @@ class H1State:
         self._reader: Any = None  # the request body's decoder (granian.http1.conn), if any
         self._discarded = 0  # body bytes dropped after the response (DISCARD)
         self._continue = False  # the request in flight expects `100 Continue` (RFC 9110 §10.1.1)
+        # F_UPGRADE of the last head that had it (Connection: upgrade + an Upgrade field, RFC
+        # 9110 §7.8): set only on the slow branch of next_head; the connection clears it when
+        # it routes the request, so a plain request pays one attribute test (granian.server.h1)
+        self.upgrade = 0
 
     # ---------------------------------------------------------------- bytes in
 
@@ -177,6 +182,7 @@ class H1State:
         self._pos = end
         if flags or content_length > 0:
             keep = wants_keep_alive(minor, flags)
+            self.upgrade = flags & F_UPGRADE
             reader = body_reader(content_length, flags)
             self._continue = reader is not None and bool(flags & F_EXPECT_CONTINUE)
             if reader is not None:

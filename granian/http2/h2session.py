@@ -55,6 +55,8 @@ from granian.http2.events import (
     Headers,
 )
 
+_FRAME_SIZE_ERROR: Final = 0x6  # RFC 9113 §7
+
 if TYPE_CHECKING:
     from h2.events import Event as H2Event
 
@@ -193,6 +195,13 @@ class H2LibSession:
             self._dispatch(ev, out)
             if self._closed:
                 return [(CLOSE, self._close_code)]
+        pending = self._c.incoming_buffer._data
+        if len(pending) >= 9 and int.from_bytes(pending[:3], "big") > self._c.incoming_buffer.max_frame_size:
+            # h2 checks a frame's length only once the whole frame is buffered: a header
+            # announcing 16 MB would be buffered first. RFC 9113 §4.2: FRAME_SIZE_ERROR now,
+            # as nghttp2 does on the header alone.
+            self.terminate(_FRAME_SIZE_ERROR)
+            return [(CLOSE, _FRAME_SIZE_ERROR)]
         return out
 
     def _dispatch(self, ev: H2Event, out: list[Event]) -> None:

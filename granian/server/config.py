@@ -14,7 +14,7 @@ from typing import Any
 from ..apps.config import AppConfig
 from ..constants import HTTP1_BUFFER_SIZE
 
-__all__ = ["HTTP1Config", "TLSOptions", "WorkerConfig"]
+__all__ = ["HTTP1Config", "HTTP2Config", "TLSOptions", "WorkerConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +23,55 @@ class HTTP1Config:
     keep_alive: bool = True  # --http1-keep-alive
     pipeline_flush: bool = False  # --http1-pipeline-flush
     header_read_timeout: float = 30.0  # --http1-header-read-timeout, in seconds here
+
+
+@dataclass(frozen=True, slots=True)
+class HTTP2Config:
+    """The --http2-* options (CLI.md defaults); granian.server.h2 maps them to an H2Config."""
+
+    max_concurrent_streams: int = 200
+    initial_stream_window_size: int = 1048576
+    initial_connection_window_size: int = 1048576
+    max_frame_size: int = 16384
+    max_headers_size: int = 16777216
+    max_send_buffer_size: int = 409600
+    keep_alive_interval: int | None = None  # ms; None: no PINGs
+    keep_alive_timeout: int = 20  # s
+    adaptive_window: bool = False
+
+    @classmethod
+    def of(cls, settings: Any) -> HTTP2Config:
+        d = cls()
+
+        def get(name: str, default: Any) -> Any:
+            value = getattr(settings, "http2_" + name, None)
+            return default if value is None else value
+
+        return cls(
+            max_concurrent_streams=int(get("max_concurrent_streams", d.max_concurrent_streams)),
+            initial_stream_window_size=int(get("initial_stream_window_size", d.initial_stream_window_size)),
+            initial_connection_window_size=int(
+                get("initial_connection_window_size", d.initial_connection_window_size)
+            ),
+            max_frame_size=int(get("max_frame_size", d.max_frame_size)),
+            # a SETTINGS value is 32 bits (RFC 9113 §6.5.1): larger means "no limit we state"
+            max_headers_size=min(int(get("max_headers_size", d.max_headers_size)), 2**32 - 1),
+            max_send_buffer_size=min(int(get("max_send_buffer_size", d.max_send_buffer_size)), 2**32 - 1),
+            keep_alive_interval=getattr(settings, "http2_keep_alive_interval", None),
+            keep_alive_timeout=int(get("keep_alive_timeout", d.keep_alive_timeout)),
+            adaptive_window=bool(get("adaptive_window", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WSConfig:
+    """--ws and the --ws-* options (granian.server.ws); uvicorn's defaults, as the settings."""
+
+    enabled: bool = True  # --ws/--no-ws (always off for WSGI)
+    max_message_size: int = 16 * 1024 * 1024  # --ws-max-message-size, bytes
+    ping_interval: float = 20.0  # --ws-ping-interval, seconds; 0: no keep-alive pings
+    ping_timeout: float = 20.0  # --ws-ping-timeout, seconds; 0: a ping never times out
+    per_message_deflate: bool = True  # --ws-per-message-deflate
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +126,9 @@ class WorkerConfig:
     proxy_headers: bool = False  # --proxy-headers
     forwarded_allow_ips: str = "127.0.0.1"  # --forwarded-allow-ips
     http1: HTTP1Config = field(default_factory=HTTP1Config)
+    http2: HTTP2Config = field(default_factory=HTTP2Config)
     tls: TLSOptions | None = None  # --ssl-*: None is plain TCP
+    ws: WSConfig = field(default_factory=WSConfig)
     app: AppConfig = field(default_factory=AppConfig)
 
     @classmethod
@@ -111,7 +162,15 @@ class WorkerConfig:
                 pipeline_flush=bool(get("http1_pipeline_flush", False)),
                 header_read_timeout=float(get("http1_header_read_timeout", 30000)) / 1000.0,
             ),
+            http2=HTTP2Config.of(settings),
             tls=TLSOptions.of(settings),
+            ws=WSConfig(
+                enabled=bool(get("ws", True)) and str(get("interface", "rsgi")) != "wsgi",
+                max_message_size=int(get("ws_max_message_size", 16 * 1024 * 1024)),
+                ping_interval=float(get("ws_ping_interval", 20)),
+                ping_timeout=float(get("ws_ping_timeout", 20)),
+                per_message_deflate=bool(get("ws_per_message_deflate", True)),
+            ),
             app=AppConfig.of(settings),
         )
 

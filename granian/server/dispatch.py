@@ -7,11 +7,13 @@ connection asks `on_alpn(selected_alpn_protocol())` there and hands over to what
 
 - `on_preface(data)`: an HTTP/1 connection whose first bytes are HTTP/2's connection preface
   (RFC 9113 §3.4, h2c with prior knowledge) may switch to HTTP/2;
-- `on_upgrade(cycle, token)`: a request with `Upgrade` (RFC 9110 §7.8: `websocket`, `h2c`) may
-  switch once its `101` is sent.
+- `upgrade_handler(cycle)` / `on_upgrade(cycle, token)`: a request with `Connection: upgrade`
+  and `Upgrade` (RFC 9110 §7.8: `websocket`, `h2c`) may be served by the protocol registered
+  for its token, which switches once its `101` is sent (`H1Protocol.switch_after`).
 
-Each answers with a protocol factory, or None to stay on HTTP/1.1 (a preface is then a 505, an
-upgrade request an ordinary request for the app, as before these protocols exist).
+Each answers with a protocol factory (an upgrade: the handler that serves the request), or None
+to stay on HTTP/1.1 (a preface is then a 505, an upgrade request an ordinary request for the
+app, as before these protocols exist).
 
 The switch itself is `switch_protocol`: the new protocol takes over the transport and gets the
 bytes already read after the point of the switch (after a 101's request, or the preface
@@ -39,14 +41,18 @@ class Dispatch:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         # Extra choices, registered by the protocols that exist (HTTP/2, WebSockets):
-        # ALPN id -> factory; Upgrade token (lower-case bytes) -> factory maker.
+        # ALPN id -> factory; Upgrade token (lower-case bytes) -> handler maker (upgrade_handler).
         self.alpn: dict[str, ProtocolFactory] = {}
-        self.upgrades: dict[bytes, Callable[[Any], ProtocolFactory | None]] = {}
+        self.upgrades: dict[bytes, Callable[[Any], Any]] = {}
         self.h2c: ProtocolFactory | None = None
+        # `--http 2`: every connection starts on this protocol (no HTTP/1.1 at all).
+        self.direct: ProtocolFactory | None = None
 
     def factory(self) -> ProtocolFactory:
         """What `loop.create_server` gets. Plain HTTP/1.1 needs no choice at accept time, so its
         connections start on H1Protocol directly: no extra hop on the hot path."""
+        if self.direct is not None:
+            return self.direct
         ctx = self.ctx
         return lambda: H1Protocol(ctx)
 
@@ -67,6 +73,26 @@ class Dispatch:
             return self.h2c
         return None
 
-    def on_upgrade(self, cycle: Any, token: bytes) -> ProtocolFactory | None:
+    def on_upgrade(self, cycle: Any, token: bytes) -> Any:
         make = self.upgrades.get(token.strip().lower())
         return make(cycle) if make is not None else None
+
+    def upgrade_handler(self, cycle: Any) -> Any:
+        """For a request with `Connection: upgrade` (the HTTP/1 connection asks only then):
+        the handler of the first `Upgrade` token (RFC 9110 §7.8: the client's order of
+        preference) whose registered maker takes the request, or None (an ordinary request
+        for the app: no protocol registered, or none wants it).
+
+        A maker `upgrades[token](cycle)` answers None, or a handler `h(cycle) -> Coroutine |
+        None` that the connection calls instead of the app's: it answers the request through
+        the cycle (a refusal, access-logged as any response), or writes its `101` and takes
+        the connection over with `H1Protocol.switch_after(cycle, head, factory)`."""
+        if not self.upgrades:
+            return None
+        for name, value in cycle.headers:
+            if name == b"upgrade":
+                for token in value.split(b","):
+                    handler = self.on_upgrade(cycle, token)
+                    if handler is not None:
+                        return handler
+        return None

@@ -10,24 +10,32 @@ TLS transport (asyncio's, or uvloop's in Cython over the same OpenSSL) does the 
   SIGHUP (new workers) relies on.
 - ``tls_extension(ssl_object)``: what ``scope["extensions"]["tls"]`` holds for one connection
   (asgiref specs/tls.rst, version 0.2). Pure; the caller caches it per connection.
+- ``ServerSSLObject``: the SSLObject of every connection of a ``ServerContext``; it logs a
+  failed or abandoned handshake at DEBUG on the server logger (junk, plain HTTP, a refused
+  client certificate, a peer that closed or stalled), which the loops keep silent.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import re
 import ssl
+import sys
 from _ssl import ENCODING_DER as _ENCODING_DER
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeAlias, TypedDict
 
+from ..constants import SERVER_LOGGER
 from ..errors import ConfigurationError
 
 __all__ = [
+    "INTERMEDIATE_GROUPS",
     "INTERMEDIATE_TLS12_CIPHERS",
     "ServerContext",
+    "ServerSSLObject",
     "TLSConfig",
     "TLSExtension",
     "alpn_protocols",
@@ -75,6 +83,12 @@ INTERMEDIATE_TLS12_CIPHERS = ":".join(
         "ECDHE-RSA-CHACHA20-POLY1305",
     )
 )
+# Mozilla intermediate (5.7) key-exchange groups, in its order. OpenSSL 3's default list adds
+# X448 and secp521r1 (sslyze: "tls_curves ... should be rejected"). RFC 8446 §4.2.7, RFC 8422.
+INTERMEDIATE_GROUPS = "X25519:prime256v1:secp384r1"
+# OpenSSL ssl.h: SSL_CTX_set1_groups_list(ctx, s) is SSL_CTX_ctrl(ctx, 92, 0, s).
+_SSL_CTRL_SET_GROUPS_LIST = 92
+
 # TLS 1.3 suites are not set: Python's ssl has no SSL_CTX_set_ciphersuites, and OpenSSL's
 # default (TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256, TLS_AES_128_GCM_SHA256) is
 # exactly the intermediate profile's TLS 1.3 list.
@@ -89,14 +103,83 @@ _TLS_VERSION_CODES = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TL
 _ALPN_MAX = 255
 
 
+logger = logging.getLogger(SERVER_LOGGER)
+
+# Why a handshake failed, for the OpenSSL reasons a server meets most (RFC 8446 §6.2 alerts);
+# any other reason is logged as OpenSSL gives it.
+_HANDSHAKE_HINTS = {
+    "HTTP_REQUEST": "plain HTTP sent to the TLS port",
+    "WRONG_VERSION_NUMBER": "not a TLS record (junk, or plain text)",
+    "UNSUPPORTED_PROTOCOL": "the client offers no TLS version allowed by --ssl-protocol-min",
+    "NO_SHARED_CIPHER": "no cipher suite in common",
+    "NO_SUITABLE_KEY_SHARE": "no key-exchange group in common",
+    "NO_APPLICATION_PROTOCOL": "no ALPN protocol in common",
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "no client certificate (--ssl-client-verify requires one)",
+    "TLSV1_ALERT_UNKNOWN_CA": "the client does not trust our certificate",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the client refused our certificate",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the client refused our certificate",
+    "UNEXPECTED_EOF_WHILE_READING": "the peer closed during the handshake",
+}
+
+
+def _handshake_failure(exc: ssl.SSLError) -> str:
+    reason = getattr(exc, "reason", None) or type(exc).__name__
+    verify = getattr(exc, "verify_message", None)
+    if verify:  # ssl.SSLCertVerificationError: the client's certificate failed our checks
+        return f"{reason}: client certificate refused: {verify}"
+    return f"{reason}: {_HANDSHAKE_HINTS.get(str(reason)) or _reason(exc)}"
+
+
+class ServerSSLObject(ssl.SSLObject):
+    """The SSLObject of each connection of a ``ServerContext`` (``sslobject_class``).
+
+    Both loops' TLS transports (asyncio's sslproto, uvloop's in Cython) report a failed
+    server-side handshake only in the loop's debug mode, on the ``asyncio`` logger: an SSLError
+    is an OSError, which their ``_fatal_error`` never passes to the loop's exception handler.
+    So junk, plain HTTP to the TLS port or a refused client certificate would leave no trace
+    at all. Both transports drive the handshake through this object's ``do_handshake()``; a
+    failure there is one DEBUG line on the server logger, and the transport then closes the
+    connection as before. A peer that closes, resets or stalls (the handshake timeout) before
+    the handshake ends never gets to ``do_handshake()`` again: that is logged when the
+    transport drops this object. Cost on a good connection: one Python frame per handshake
+    step and a flag test when the object goes."""
+
+    # 0: handshake in progress; 1: done; 2: its failure is logged. A class default: nothing is
+    # stored per connection until the handshake ends.
+    _granian_hs = 0
+
+    def do_handshake(self) -> None:
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise  # the handshake waits for the peer's next flight
+        except ssl.SSLError as exc:
+            self._granian_hs = 2
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("TLS handshake failed, connection closed: %s", _handshake_failure(exc))
+            raise
+        self._granian_hs = 1
+
+    def __del__(self) -> None:
+        if self._granian_hs == 0 and logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "TLS connection closed before its handshake completed "
+                "(the peer closed or reset it, or the handshake timeout expired)"
+            )
+
+
 class ServerContext(ssl.SSLContext):
     """An SSLContext that also remembers what the ASGI ``tls`` extension reports about it.
 
     ``server_cert_pem`` is the leaf of --ssl-certificate as loaded; ``cipher_ids`` maps
-    OpenSSL's cipher names to their IANA 16-bit code points (RFC 8446 §B.4, RFC 5289)."""
+    OpenSSL's cipher names to their IANA 16-bit code points (RFC 8446 §B.4, RFC 5289).
+    Its connections' SSLObjects log their failed handshakes (``ServerSSLObject``)."""
 
+    sslobject_class = ServerSSLObject
     server_cert_pem: str | None = None
     cipher_ids: dict[str, int]
+    # The key-exchange groups set by build_server_context (None: OpenSSL's defaults remain).
+    groups: str | None = None
 
 
 class TLSExtension(TypedDict):
@@ -372,6 +455,8 @@ def build_server_context(cfg: TLSConfig, alpn: Sequence[str]) -> ServerContext:
     # makes a random ticket key per context, so a ticket resumes only on the worker that made it.
     ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     ctx.options &= ~ssl.OP_NO_TICKET
+    if _set_groups(ctx, INTERMEDIATE_GROUPS):
+        ctx.groups = INTERMEDIATE_GROUPS
 
     protocols = list(alpn)
     for name in protocols:
@@ -407,6 +492,36 @@ def build_server_context(cfg: TLSConfig, alpn: Sequence[str]) -> ServerContext:
     ctx.server_cert_pem = ssl.DER_cert_to_PEM_cert(chain[0])
     ctx.cipher_ids = _cipher_ids(ctx)
     return ctx
+
+
+def _set_groups(ctx: ssl.SSLContext, groups: str) -> bool:
+    """SSL_CTX_set1_groups_list on the context; False (OpenSSL's defaults stay) where that
+    cannot be done safely.
+
+    Python's ssl has no call for a list of groups before 3.15: set_ecdh_curve() keeps exactly
+    one, and a single group either drops X25519 (the fastest) or the clients that have only
+    P-256. So the SSL_CTX pointer is read from the context object: in CPython's _ssl.c (3.7 to
+    3.14) PySSLContext starts with PyObject_HEAD then `SSL_CTX *ctx`. The pointer is trusted
+    only when SSL_CTX_get_options() through it gives back exactly ``ctx.options``, and the call
+    is made on the libssl that _ssl itself is linked with."""
+    if sys.implementation.name != "cpython":
+        return False
+    try:
+        import _ssl
+        import ctypes
+
+        lib = ctypes.CDLL(getattr(_ssl, "__file__", None))  # None: a statically linked _ssl
+        get_options = lib.SSL_CTX_get_options
+        get_options.restype, get_options.argtypes = ctypes.c_uint64, [ctypes.c_void_p]
+        ctrl = lib.SSL_CTX_ctrl
+        ctrl.restype = ctypes.c_long
+        ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_char_p]
+        ptr = ctypes.c_void_p.from_address(id(ctx) + object.__basicsize__).value
+        if not ptr or get_options(ptr) != int(ctx.options):
+            return False
+        return bool(ctrl(ptr, _SSL_CTRL_SET_GROUPS_LIST, 0, groups.encode("ascii")) == 1)
+    except (ImportError, OSError, AttributeError, ValueError):
+        return False
 
 
 def _cipher_ids(ctx: ssl.SSLContext) -> dict[str, int]:

@@ -186,6 +186,18 @@ class WorkerServer:
             eager=cfg.eager,
         )
         ctx.dispatch = Dispatch(ctx)
+        ws_handler = getattr(self.adapter, "ws_handler", None) if cfg.ws.enabled else None
+        if ws_handler is not None:
+            # WebSockets (ASGI, RSGI; --no-ws or WSGI: an upgrade request is a plain request)
+            from .ws import register as register_ws
+
+            register_ws(ctx, ws_handler, cfg.ws)
+        if cfg.http in ("auto", "2"):
+            # HTTP/2 (granian.server.h2): h2c prior knowledge, ALPN h2, and on `--http 2` the
+            # protocol of every connection.
+            from .h2 import register
+
+            register(ctx.dispatch, cfg.http2, cfg.interface, cfg.http)
         ctx.health_routes = self.health.routes
         ctx.proxy = self.proxy
         ctx.access_log = access_log
@@ -244,10 +256,8 @@ class WorkerServer:
         cfg = self.config
         assert cfg.tls is not None
         try:
-            # HTTP/2 is not implemented yet: ALPN offers http/1.1 alone (a client that offers
-            # only h2 completes the handshake without ALPN and is served HTTP/1.1, see
-            # tls.build_server_context).
-            context = tls.build_server_context(cfg.tls, tls.alpn_protocols(cfg.http, h2_implemented=False))
+            # ALPN offers h2 (granian.server.h2) unless `--http 1`, and http/1.1 unless `--http 2`.
+            context = tls.build_server_context(cfg.tls, tls.alpn_protocols(cfg.http, h2_implemented=True))
         except ConfigurationError as exc:
             # settings.load() ran the same checks; a file changed or went away since then.
             logger.error("worker-%d: TLS: %s", self.worker_id, exc)

@@ -241,7 +241,9 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
             end, method_b, path, minor, headers, content_length, flags = res
             if flags or path[:1] != b"/" or _QMARK in path:
                 method, path, query, minor, headers, keep, body_eof = self.start_request(res)
+                upgrade = self.upgrade  # set by start_request only (F_UPGRADE)
             else:
+                upgrade = 0
                 self.state = REQUEST
                 self._pos = end
                 self._continue = False
@@ -284,6 +286,8 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
             cycle.t0 = perf_counter()
         if not body_eof and self._pos < len(self._buf):
             self._feed_body()  # body bytes that came with the head
+        if upgrade and self._upgrade(cycle):
+            return  # an upgrade (granian.server.dispatch) serves it; a plain request pays this test
         coro = ctx.handler(cycle)
         if coro is None:
             # The handler finished its part synchronously (granian.server.cycle contract).
@@ -467,6 +471,43 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
             return False
         self.switch_to(factory)
         return True
+
+    def _upgrade(self, cycle: Cycle) -> bool:
+        """A head with `Connection: upgrade` and an `Upgrade` field (RFC 9110 §7.8): the
+        protocol registered for one of its tokens may serve the request instead of the app
+        (Dispatch.upgrade_handler); False leaves it to the app as an ordinary request."""
+        self.upgrade = 0
+        ctx = self.ctx
+        dispatch = ctx.dispatch
+        handler = dispatch.upgrade_handler(cycle) if dispatch is not None else None
+        if handler is None:
+            return False
+        coro = handler(cycle)
+        if coro is not None:
+            if ctx.eager:
+                start_eager(ctx.loop, coro)
+            else:
+                ctx.loop.create_task(coro)
+        return True
+
+    def switch_after(
+        self, cycle: Cycle, head: bytes, factory: Callable[[], asyncio.Protocol]
+    ) -> asyncio.Protocol:
+        """An upgrade's answer: write its `101` head, end the request here without completing
+        it (the new protocol owns the cycle and calls `ctx.on_complete` when it ends, so the
+        access log has the whole session) and hand the connection over (switch_to)."""
+        self._cycle = None
+        cycle._carrier = None
+        cycle.response_started = True
+        cycle.status = 101
+        self.write(head)
+        if self.flow.reasons:
+            # Reading paused here (pipelined bytes past the buffer) would stay paused for the
+            # new protocol, which does its own flow control.
+            self.flow.reasons = 0
+            self.transport.resume_reading()
+        self.ctx.release()  # a session is a connection, not a request in flight (--backpressure)
+        return self.switch_to(factory)
 
     def switch_to(self, factory: Callable[[], asyncio.Protocol]) -> asyncio.Protocol:
         """Hand this connection to another protocol (granian.server.dispatch): it gets the
