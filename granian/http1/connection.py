@@ -193,6 +193,7 @@ class H1State:
             keep = minor == 1
             reader = None
             self._continue = False
+            self.upgrade = 0
         method_s = _METHODS.get(method) or method.decode("latin-1")
         return method_s, path, query, minor, headers, keep, reader is None
 
