@@ -252,6 +252,10 @@ class WSSession(asyncio.Protocol):
         if self._held is not None:
             self._release_held()
             return None
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            # two receivers would wait for one message: the first would never wake up
+            raise RuntimeError("WebSocket receive already in progress")
         waiter = self._waiter = self.ctx.loop.create_future()
         item = await waiter
         return None if item is _END else item
