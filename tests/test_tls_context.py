@@ -556,6 +556,36 @@ def test_key_formats(pki: PKI, run_tls: Callable[..., Outcome], name: str) -> No
     assert out.error is None, out
 
 
+@pytest.mark.parametrize("fmt", ["pkcs8", "trad"])
+def test_rsa_key_formats(pki: PKI, run_tls: Callable[..., Outcome], fmt: str) -> None:
+    # --ssl-keyfile: PKCS#8 or a traditional `RSA PRIVATE KEY` (issue 13); the RSA suites of
+    # the intermediate profile then serve TLS 1.2 clients.
+    leaf = pki.ca.issue_cert("localhost", "127.0.0.1", key_type=trustme.KeyType.RSA)
+    key = _key(leaf)
+    form = (
+        serialization.PrivateFormat.PKCS8
+        if fmt == "pkcs8"
+        else serialization.PrivateFormat.TraditionalOpenSSL
+    )
+    pem = key.private_bytes(serialization.Encoding.PEM, form, serialization.NoEncryption())
+    label = b"-----BEGIN PRIVATE KEY-----" if fmt == "pkcs8" else b"-----BEGIN RSA PRIVATE KEY-----"
+    assert pem.startswith(label)
+    cfg = pki.cfg(
+        ssl_certificate=pki.write(f"rsa-{fmt}.pem", b"".join(b.bytes() for b in leaf.cert_chain_pems)),
+        ssl_keyfile=pki.write(f"rsa-{fmt}.key", pem),
+        ssl_protocol_min="tls1.2",
+    )
+    tls.check_config(cfg)
+    ctx = tls.build_server_context(cfg, ["http/1.1"])
+    out = run_tls(ctx, _client(client_ctx(pki)))
+    assert out.error is None, out
+    assert out.seen[0]["tls"]["tls_version"] == 0x0304
+    out = run_tls(ctx, _client(client_ctx(pki, max_version=ssl.TLSVersion.TLSv1_2)))
+    assert out.error is None, out
+    assert out.cipher is not None and out.cipher[0].startswith("ECDHE-RSA-")
+    assert out.cipher[0] in tls.INTERMEDIATE_TLS12_CIPHERS.split(":")
+
+
 def test_each_build_reads_the_files_again(pki: PKI, run_tls: Callable[..., Outcome], tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     first = pki.ca.issue_cert("localhost")

@@ -583,6 +583,35 @@ def test_mtls_revoked_certificate_refused(serve: Any, pki: PKI) -> None:
     assert get_json(srv, good)["tls"]["client_cert_name"] == pki.client_name
 
 
+def test_mtls_both_ways_with_httpx(serve: Any, pki: PKI) -> None:
+    # httpx checks the server against the CA (and its name), the server checks httpx's
+    # certificate; without one, or with the revoked one, httpx gets no response.
+    srv = serve(
+        "tls_apps:asgi",
+        interface="asgi",
+        **tls_opts(pki, ssl_ca=str(pki.ca_pem), ssl_client_verify=True, ssl_crl=[str(pki.crl)]),
+    )
+    good = client_ctx(pki, cert=pki.client)
+    wait_https(srv, good)
+    url = f"https://127.0.0.1:{srv.port}/"
+    with httpx.Client(verify=good, timeout=10) as client:
+        for _ in range(2):  # the second over the same kept-alive connection
+            got = client.get(url).json()
+            assert got["scheme"] == "https" and got["tls"]["client_cert_name"] == pki.client_name
+    for ctx in (client_ctx(pki), client_ctx(pki, cert=pki.revoked)):
+        with httpx.Client(verify=ctx, timeout=10) as client:
+            with pytest.raises(httpx.TransportError):
+                client.get(url)
+    # a client that does not trust our CA refuses the server
+    untrusting = ssl.create_default_context()
+    untrusting.load_cert_chain(str(pki.client))
+    with httpx.Client(verify=untrusting, timeout=10) as client:
+        with pytest.raises(httpx.ConnectError):
+            client.get(url)
+    with httpx.Client(verify=good, timeout=10) as client:
+        assert client.get(url).status_code == 200
+
+
 # ---------------------------------------------------------------- start-up errors
 
 
