@@ -1,5 +1,7 @@
-"""Apps of tests/test_tls_serving.py: each reports what its interface says about the connection
-(scheme, the ASGI `tls` extension, the WSGI environ's HTTPS) and echoes request bodies."""
+"""Apps of tests/test_tls_serving.py and tests/test_tls_wss.py: each reports what its interface
+says about the connection (scheme, the ASGI `tls` extension, the WSGI environ's HTTPS) and
+echoes request bodies; over WebSockets (wss) `/scope` sends the scope as JSON, `/mutate` edits
+its tls extension first, anything else echoes every message."""
 
 from __future__ import annotations
 
@@ -7,7 +9,31 @@ import json
 from typing import Any
 
 
+async def asgi_ws(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    if scope["path"] in ("/scope", "/mutate"):
+        extensions = scope["extensions"]
+        info = {"scheme": scope["scheme"], "extensions": sorted(extensions), "tls": extensions.get("tls")}
+        if scope["path"] == "/mutate":
+            extensions["tls"]["server_cert"] = "junk"
+        await send({"type": "websocket.send", "text": json.dumps(info)})
+        await send({"type": "websocket.close", "code": 1000})
+        return
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("bytes") is not None:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+        else:
+            await send({"type": "websocket.send", "text": message["text"]})
+
+
 async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "websocket":
+        await asgi_ws(scope, receive, send)
+        return
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -51,6 +77,17 @@ async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 async def rsgi(scope: Any, proto: Any) -> None:
+    if scope.proto == "ws":
+        transport = await proto.accept()
+        await transport.send_str(json.dumps({"scheme": scope.scheme}))
+        while True:
+            msg = await transport.receive()
+            if msg.kind == 0:
+                return
+            if msg.kind == 2:
+                await transport.send_str(msg.data)
+            else:
+                await transport.send_bytes(msg.data)
     body = await proto()
     if scope.path == "/echo":
         proto.response_bytes(200, [], body)
