@@ -508,3 +508,17 @@ def test_session_counts_as_a_connection_is_logged_once_and_bounds_its_queue() ->
         assert session not in ctx.connections
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("options", [{"threads": 2}, {"opt": True}, {"interface": "asginl"}])
+def test_sessions_on_loop_threads_eager_tasks_and_asginl(options: dict[str, object]) -> None:
+    srv = start_server("ws_apps:app", **options)
+    try:
+        for i in range(4):  # with --threads 2 the kernel spreads these over both loops
+            with connect(ws_url(srv, "/echo")) as ws:
+                ws.send(f"m{i}")
+                assert ws.recv() == f"m{i}"
+        # plain HTTP keeps working next to them
+        assert httpx.get(srv.url + "/").text == "plain http"
+    finally:
+        srv.stop()
