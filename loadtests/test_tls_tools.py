@@ -264,3 +264,20 @@ def test_rotation_and_dechunk_and_argv(tmp_path: Path) -> None:
     assert ["--ssl-certificate", str(cert.cert), "--ssl-keyfile", str(cert.key)] == ours[9:13]
     uvi = tls_bench.server_argv("uvicorn", 1234, cert, "/x/granian", tmp_path)
     assert "--ssl-certfile" in uvi and "--no-access-log" in uvi and uvi[-1] == "asgi_app:app"
+
+
+def test_s_time_outputs_sum_to_one_rate() -> None:
+    out = (
+        "Collecting connection statistics for 5 seconds\n****\n\n"
+        "566 connections in 0.87s; 650.57 connections/user sec, bytes read 85466\n"
+        "566 connections in 6 real seconds, 151 bytes read per connection\n"
+    )
+    stats = tls_bench.parse_s_time(
+        [out, out.replace("566 connections in 0.87s", "434 connections in 0.7s")], 5
+    )
+    assert stats["requests"] == 1000 and stats["rps"] == 200 and stats["p99_ms"] is None
+    with pytest.raises(ValueError):
+        tls_bench.parse_s_time(["connect: Connection refused\n"], 5)
+    s = tls_bench.summarize([{**_run("full-handshake", "ours", 900.0), "p99_ms": None}])
+    assert list(s["table"]) == ["full-handshake"] and s["table"]["full-handshake"]["ours"]["p99_ms"] is None
+    assert "| ours | 900 | — |" in tls_bench.render(s)

@@ -56,7 +56,17 @@ from run import (  # noqa: E402 - loadtests/ is not a package
 
 RUST = "granian-rust"
 SERVERS = ("ours", RUST, "uvicorn")
-LOADS: dict[str, list[str]] = {"keepalive": [], "handshake": ["-H", "Connection: close"]}
+LOADS: dict[str, list[str]] = {
+    "keepalive": [],
+    "handshake": ["-H", "Connection: close"],
+    "full-handshake": [],
+}
+# `full-handshake` is not wrk (which resumes, see above) but S_TIME_CLIENTS parallel
+# `openssl s_time -new -www /` clients: each connection a full TLS 1.3 handshake, no session
+# reused, an HTTP/1.0 GET, the close. Off by default (--loads); its client side costs about
+# what the server's does, so the figure is bounded by the client core as much as the server.
+S_TIME_CLIENTS = 16
+DEFAULT_LOADS = "keepalive,handshake"
 # The issue's targets: (load, peer, minimum ratio ours / peer).
 TARGETS = (("keepalive", RUST, 1.2), ("handshake", RUST, 0.8), ("handshake", "uvicorn", 1.2))
 
@@ -267,6 +277,45 @@ def _pin(argv: list[str], cpu: int | None) -> list[str]:
     return ["taskset", "-c", str(cpu), *argv] if cpu is not None else argv
 
 
+_S_TIME = re.compile(r"^(\d+) connections in [\d.]+s;", re.M)
+
+
+def parse_s_time(outputs: list[str], seconds: float) -> dict[str, Any]:
+    """The connections of parallel `openssl s_time` runs, as one rate over `seconds`."""
+    counts = []
+    for out in outputs:
+        m = _S_TIME.search(out)
+        if m is None:
+            raise ValueError("could not parse openssl s_time output:\n" + out[-400:])
+        counts.append(int(m.group(1)))
+    total = sum(counts)
+    return {"rps": total / seconds, "p99_ms": None, "requests": total, "socket_errors": 0, "non_2xx": 0}
+
+
+def run_s_time(port: int, seconds: float, cpu: int | None) -> tuple[dict[str, Any], str]:
+    t = max(1, round(seconds))
+    argv = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-time", str(t), "-www", "/"]
+    procs = [
+        subprocess.Popen(_pin(argv, cpu), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(S_TIME_CLIENTS)
+    ]
+    outs = []
+    for p in procs:
+        try:
+            out, _ = p.communicate(timeout=t + 60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+        outs.append(out)
+    return parse_s_time(outs, t), "\n".join(outs)
+
+
+def run_load(load: str, port: int, seconds: float, cpu: int | None) -> tuple[dict[str, Any], str]:
+    if load == "full-handshake":
+        return run_s_time(port, seconds, cpu)
+    return run_wrk(port, LOADS[load], seconds, cpu)
+
+
 def run_wrk(port: int, extra: list[str], seconds: float, cpu: int | None) -> tuple[dict[str, Any], str]:
     argv = _pin(
         ["wrk", "-t1", "-c64", f"-d{max(1, round(seconds))}s", "--latency", *extra]
@@ -302,11 +351,11 @@ def run_one(load: str, name: str, rnd: int, opts: Opts, check: bool) -> dict[str
     try:
         result["probe_tls_version"] = wait_tls_ready(run, port, opts.cert.ca, opts.startup_timeout)
         time.sleep(0.2)
-        if check:
+        if check and load != "full-handshake":
             result["negotiation"] = check_negotiation(port, LOADS[load], load_cpu)
         if opts.warmup > 0:
-            run_wrk(port, LOADS[load], opts.warmup, load_cpu)
-        stats, raw = run_wrk(port, LOADS[load], opts.duration, load_cpu)
+            run_load(load, port, opts.warmup, load_cpu)
+        stats, raw = run_load(load, port, opts.duration, load_cpu)
         result.update(stats)
         result["raw"] = raw
         if run.proc.poll() is not None:
@@ -332,7 +381,7 @@ def server_env_tls(opts: Opts) -> dict[str, str]:
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians of req/s and p99 per (load, server), the ratios ours / peer, the targets."""
     table: dict[str, dict[str, Any]] = {}
-    for load in LOADS:
+    for load in [x for x in LOADS if any(r["load"] == x for r in runs)]:
         rows: dict[str, Any] = {}
         for name in SERVERS:
             mine = [r for r in runs if r["load"] == load and r["server"] == name]
@@ -342,7 +391,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 rps = [r["rps"] for r in ok]
                 row["rps"] = statistics.median(rps)
                 row["spread"] = (max(rps) - min(rps)) / row["rps"] if row["rps"] else None
-                row["p99_ms"] = statistics.median([r["p99_ms"] for r in ok])
+                p99 = [r["p99_ms"] for r in ok if r.get("p99_ms") is not None]
+                row["p99_ms"] = statistics.median(p99) if p99 else None
                 row["errors"] = sum(r["socket_errors"] + r["non_2xx"] for r in ok)
             elif mine:
                 row["error"] = mine[-1]["error"]
@@ -358,7 +408,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         table[load] = rows
     targets = []
     for load, peer, want in TARGETS:
-        got = table[load]["ours"].get(f"vs_{peer}")
+        got = table.get(load, {}).get("ours", {}).get(f"vs_{peer}")
         targets.append(
             {
                 "load": load,
@@ -374,7 +424,12 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def render(summary: dict[str, Any]) -> str:
     out = []
     for load, rows in summary["table"].items():
-        out.append(f"\n{load}: wrk -t1 -c64{' -H Connection: close' if LOADS[load] else ''}")
+        how = {
+            "keepalive": "wrk -t1 -c64",
+            "handshake": "wrk -t1 -c64 -H 'Connection: close'",
+            "full-handshake": f"{S_TIME_CLIENTS} x openssl s_time -new -www /",
+        }[load]
+        out.append(f"\n{load}: {how}")
         out.append("| server | req/s | p99 | ours / this | errors | spread | TLS (strace) |")
         out.append("|---|---:|---:|---:|---:|---:|---|")
         for name, r in rows.items():
@@ -390,12 +445,11 @@ def render(summary: dict[str, Any]) -> str:
             if "rps" not in r:
                 out.append(f"| {name} | failed: {r.get('error', '?')} | | | | | {tls} |")
                 continue
-            ratio = "1.00×" if name == "ours" else f"{rows['ours'].get('vs_' + name, 0):.2f}×"
+            vs = rows.get("ours", {}).get("vs_" + name)
+            ratio = "1.00×" if name == "ours" else ("—" if vs is None else f"{vs:.2f}×")
             spread = f"{r['spread'] * 100:.0f}%" if r.get("spread") is not None else "—"
-            out.append(
-                f"| {name} | {r['rps']:.0f} | {r['p99_ms']:.2f} ms | {ratio} | {r['errors']} | "
-                f"{spread} | {tls} |"
-            )
+            p99 = "—" if r.get("p99_ms") is None else f"{r['p99_ms']:.2f} ms"
+            out.append(f"| {name} | {r['rps']:.0f} | {p99} | {ratio} | {r['errors']} | {spread} | {tls} |")
     out.append("")
     for t in summary["targets"]:
         got = "n/a" if t["ratio"] is None else f"{t['ratio']:.2f}×"
@@ -413,7 +467,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=None, help="seconds per measured run (default 10)")
     p.add_argument("--warmup", type=float, default=None, help="seconds of warm-up (default 2)")
     p.add_argument("--quick", action="store_true", help="2 rounds of 3 s, 1 s warm-up")
-    p.add_argument("--loads", default="keepalive,handshake", help="keepalive, handshake or both")
+    p.add_argument("--loads", default=DEFAULT_LOADS, help="keepalive, handshake, full-handshake (comma list)")
     p.add_argument("--servers", default=",".join(SERVERS), help="ours, granian-rust, uvicorn")
     p.add_argument("--ours", default=str(REPO / ".venv" / "bin" / "granian"))
     p.add_argument("--peers-bin", type=Path, default=PEERS / "bin")
@@ -479,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
                     r = run_one(load, name, rnd, opts, check=(rnd == 0))
                     runs.append(r)
                     if opts.verbose:
-                        what = r.get("error") or f"{r['rps']:.0f} req/s, p99 {r['p99_ms']:.2f} ms"
+                        what = r.get("error") or f"{r['rps']:.0f} req/s, p99 {r.get('p99_ms')} ms"
                         print(f"[{load} r{rnd}] {name}: {what} {r.get('negotiation', '')}", flush=True)
     except KeyboardInterrupt:
         print("interrupted: partial results", file=sys.stderr)
