@@ -64,6 +64,8 @@ class Session(WebSocketSession, Protocol):
     @property
     def receiving(self) -> bool: ...
     def start_close(self, code: int = 1000, reason: str = "") -> None: ...
+    def push(self, data: bytes | str) -> bool: ...
+    async def drain(self) -> None: ...
 
 
 def _headers(value: Any) -> Iterable[tuple[bytes, bytes]]:
@@ -126,7 +128,8 @@ class _WS:
                     if not isinstance(data, (bytearray, memoryview)):
                         raise RuntimeError(_UNSUPPORTED)
                     data = bytes(data)
-                await session.send(data)
+                if session.push(data):
+                    await session.drain()
                 return
             raise RuntimeError(_AFTER_CLOSE if state == _CLOSED else _NOT_ACCEPTED)
         if kind == "websocket.accept":

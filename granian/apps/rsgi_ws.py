@@ -60,16 +60,20 @@ class WebsocketTransport:
     async def send_bytes(self, data: bytes) -> None:
         if self._protocol._closed:
             raise RSGIProtocolError("WebSocket closed")
+        session = self._session
         try:
-            await self._session.send(bytes(data) if data.__class__ is not bytes else data)
+            if session.push(bytes(data) if data.__class__ is not bytes else data):
+                await session.drain()
         except ClientDisconnected:
             raise RSGIProtocolClosed("WebSocket closed") from None
 
     async def send_str(self, data: str) -> None:
         if self._protocol._closed:
             raise RSGIProtocolError("WebSocket closed")
+        session = self._session
         try:
-            await self._session.send(data)
+            if session.push(data):
+                await session.drain()
         except ClientDisconnected:
             raise RSGIProtocolClosed("WebSocket closed") from None
 

@@ -269,6 +269,16 @@ class WSSession(asyncio.Protocol):
     async def send(self, data: bytes | str) -> None:
         """One message. ClientDisconnected once the peer has gone or closed; RuntimeError
         (WebSocketClosedError) after our own close."""
+        if self.push(data):
+            await self._drain()
+
+    async def drain(self) -> None:
+        """Until the transport takes writes again (after push() said so)."""
+        await self._drain()
+
+    def push(self, data: bytes | str) -> bool:
+        """send() without its wait (adapters save a coroutine per message): True when the
+        caller must await drain(), the transport's buffer being over its high-water mark."""
         ws = self._ws
         if ws is None:
             raise RuntimeError("WebSocket not accepted")
@@ -288,8 +298,7 @@ class WSSession(asyncio.Protocol):
             frame = ws.send_message(data)
         self.cycle.bytes_sent += len(frame)
         self._transport.write(frame)
-        if self._write_paused:
-            await self._drain()
+        return self._write_paused
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the close handshake (nothing when one is under way or the session is over).
