@@ -510,7 +510,9 @@ def test_session_counts_as_a_connection_is_logged_once_and_bounds_its_queue() ->
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("options", [{"threads": 2}, {"opt": True}, {"interface": "asginl"}])
+@pytest.mark.parametrize(
+    "options", [{"threads": 2}, {"opt": True}, {"interface": "asginl"}, {"loop": "asyncio"}]
+)
 def test_sessions_on_loop_threads_eager_tasks_and_asginl(options: dict[str, object]) -> None:
     srv = start_server("ws_apps:app", **options)
     try:
