@@ -524,3 +524,14 @@ def test_sessions_on_loop_threads_eager_tasks_and_asginl(options: dict[str, obje
         assert httpx.get(srv.url + "/").text == "plain http"
     finally:
         srv.stop()
+
+
+def test_wsgi_serves_an_upgrade_request_as_plain_http() -> None:
+    """WebSockets are always off for WSGI (as in Granian): the app answers, no 101."""
+    srv = start_server("wsgi_app:app", interface="wsgi")
+    try:
+        status, headers, _ = _raw_answer(srv, upgrade_request("/"))
+        assert not status.startswith(b"HTTP/1.1 101 ")
+        assert b"sec-websocket-accept" not in headers
+    finally:
+        srv.stop()
