@@ -494,7 +494,7 @@ class WSSession(asyncio.Protocol):
         self._close_timer = None
         if not self._lost:
             if not self._over:
-                # our close was never answered: report our side's reason, not a loss
+                # our close was never answered (close_code stays 1006: the handshake failed)
                 self._over = True
                 self._end_for_app()
             self._transport.abort()
