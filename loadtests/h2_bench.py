@@ -40,6 +40,7 @@ from run import (  # noqa: E402
     acquire_machine_lock,
     free_port,
     parse_h2load,
+    worker_processes,
 )
 
 HELLO = b"Hello, world!"
@@ -137,6 +138,19 @@ def h2load(port: int, sc: Scenario, n: int, data: Path, cpu: int | None) -> tupl
     return parse_h2load(done.stdout), done.stdout
 
 
+def cpu_seconds(root: psutil.Process) -> float:
+    """User + system CPU of the serving processes (all their threads): a per-request cost that
+    holds up better than req/s on a machine shared with other work."""
+    total = 0.0
+    for p in worker_processes(root):
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def summary_lines(out: str) -> str:
     keep = ("finished in", "requests:", "status codes:", "traffic:")
     return "\n".join(line for line in out.splitlines() if line.strip().startswith(keep))
@@ -189,15 +203,19 @@ def main() -> int:
                         wait_ready(run, port, sc, data)
                         run.remember_workers()
                         h2load(port, sc, max(2000, n // 10), data, 1)  # warm-up
-                        sampler = RssSampler(psutil.Process(run.proc.pid))
+                        root = psutil.Process(run.proc.pid)
+                        sampler = RssSampler(root)
                         sampler.start()
+                        cpu0 = cpu_seconds(root)
                         res, out = h2load(port, sc, n, data, 1)
+                        cpu = cpu_seconds(root) - cpu0
                         sampler.stop()
                         res.update(
                             server=srv.name,
                             scenario=sc.key,
                             round=rnd,
                             rss=sampler.peak,
+                            cpu_us=cpu / n * 1e6,
                             summary=summary_lines(out),
                         )
                         rows[srv.name].append(res)
@@ -205,7 +223,7 @@ def main() -> int:
                         print(
                             f"[{sc.key}] {srv.name} round {rnd}: {res['rps']:.0f} req/s, "
                             f"{res['non_2xx']} failed, {res['socket_errors']} errored, "
-                            f"rss {sampler.peak / 2**20:.1f} MiB",
+                            f"rss {sampler.peak / 2**20:.1f} MiB, {res['cpu_us']:.1f} us CPU/request",
                             flush=True,
                         )
                     except Exception as exc:  # noqa: BLE001 - report and go on with the others
@@ -213,12 +231,12 @@ def main() -> int:
                     finally:
                         run.stop()
             print(f"\n### {sc.title} (h2load -c16 -m10 -t1 -n {n}, median of {rounds})")
-            print("| server | req/s | vs Rust granian | failed | errored | worker RSS MiB |")
-            print("|---|---|---|---|---|---|")
+            print("| server | req/s | vs Rust granian | CPU us/req | failed | errored | worker RSS MiB |")
+            print("|---|---|---|---|---|---|---|")
             for srv in chosen:
                 got = rows[srv.name]
                 if not got:
-                    print(f"| {srv.name} | failed | | | | |")
+                    print(f"| {srv.name} | failed | | | | | |")
                     continue
                 rps = statistics.median(r["rps"] for r in got)
                 rust = rows.get(f"granian-rust-{srv.iface}") or []
@@ -227,7 +245,10 @@ def main() -> int:
                 failed = sum(r["non_2xx"] for r in got)
                 errored = sum(r["socket_errors"] for r in got)
                 rss = max(r["rss"] for r in got) / 2**20
-                print(f"| {srv.name} | {rps:.0f} | {ratio} | {failed} | {errored} | {rss:.1f} |")
+                cpu_us = statistics.median(r["cpu_us"] for r in got)
+                print(
+                    f"| {srv.name} | {rps:.0f} | {ratio} | {cpu_us:.1f} | {failed} | {errored} | {rss:.1f} |"
+                )
             for srv in chosen:
                 if rows[srv.name]:
                     print(f"\n{srv.name}, last round:\n{rows[srv.name][-1]['summary']}")
