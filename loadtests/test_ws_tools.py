@@ -238,3 +238,28 @@ def test_bench_options_are_checked() -> None:
         ws_bench.parse_args(["--servers", "nginx"])
     with pytest.raises(SystemExit):
         ws_bench.parse_args(["--scenarios", "bin1m"])
+
+
+def test_whole_suite_runs_in_three_batches_a_selection_in_one() -> None:
+    assert autobahn.batches([], []) == [([], ["12.*", "13.*"]), (["12.*"], []), (["13.*"], [])]
+    assert autobahn.batches(["9.*"], ["9.1.6"]) == [(["9.*"], ["9.1.6"])]
+
+
+def test_index_merges_the_batches_and_their_report_paths(tmp_path: Path) -> None:
+    for n, cases in ((1, {"1.1.1": "OK", "7.1.6": "INFORMATIONAL"}), (2, {"12.1.1": "FAILED"})):
+        part = tmp_path / f"part-{n}"
+        part.mkdir()
+        entries = {cid: dict(_entry(b), reportfile=f"x_case_{cid}.json") for cid, b in cases.items()}
+        (part / "index.json").write_text(json.dumps({"agent": entries}))
+    (tmp_path / "part-2" / "x_case_12.1.1.json").write_text(
+        json.dumps({"result": "Actual events differ from any expected.", "resultClose": "ok"})
+    )
+    # part-3 was cut by the time bound: no index, its cases are missing.
+    (tmp_path / "part-3").mkdir()
+    cases = autobahn.load_index(tmp_path)
+    assert sorted(cases) == ["1.1.1", "12.1.1", "7.1.6"]
+    assert cases["12.1.1"]["reportfile"] == "part-2/x_case_12.1.1.json"
+    s = autobahn.summarize(cases)
+    assert autobahn.verdict_ok(s, 517) == (False, ["1 FAILED", "3 cases reported, 517 expected"])
+    failed = next(n for n in s["notable"] if n["id"] == "12.1.1")
+    assert "differ from any expected" in autobahn.describe_case(tmp_path, failed, verbose=False)
