@@ -88,7 +88,11 @@ def make_cert(where: Path) -> Cert:
     ca = trustme.CA(key_type=trustme.KeyType.ECDSA)  # ECDSA is P-256 in trustme
     now = _dt.datetime.now(_dt.timezone.utc)
     leaf = ca.issue_cert(
-        "127.0.0.1", "localhost", key_type=trustme.KeyType.ECDSA, not_after=now + _dt.timedelta(days=90)
+        "127.0.0.1",
+        "localhost",
+        key_type=trustme.KeyType.ECDSA,
+        not_before=now - _dt.timedelta(days=1),
+        not_after=now + _dt.timedelta(days=89),
     )
     paths = Cert(where / "cert.pem", where / "key.pem", where / "ca.pem")
     leaf.cert_chain_pems[0].write_to_path(str(paths.cert))

@@ -176,8 +176,15 @@ def _certificate(workdir: Path, mode: str) -> tuple[Path, Path]:
 
     ca = trustme.CA(key_type=trustme.KeyType.ECDSA)
     # 90 days: the profile's lifespan rule (sslyze: < 366 days) is about the certificate.
-    not_after = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(days=90)
-    leaf = ca.issue_cert("127.0.0.1", "localhost", key_type=trustme.KeyType.ECDSA, not_after=not_after)
+    # not_before too: trustme's default is 2000-01-01, which makes any lifespan decades long.
+    now = _dt.datetime.now(_dt.timezone.utc)
+    leaf = ca.issue_cert(
+        "127.0.0.1",
+        "localhost",
+        key_type=trustme.KeyType.ECDSA,
+        not_before=now - _dt.timedelta(days=1),
+        not_after=now + _dt.timedelta(days=89),
+    )
     cert, key = workdir / f"cert-{mode}.pem", workdir / f"key-{mode}.pem"
     leaf.cert_chain_pems[0].write_to_path(str(cert))
     leaf.private_key_pem.write_to_path(str(key))
