@@ -83,7 +83,7 @@ def test_wss_mutual_tls(serve: Any, pki: PKI) -> None:
     # TLS 1.3: the server's refusal may come after the client's side of the handshake, as an
     # alert or the end of the connection where the 101 was expected.
     for ctx in (client_ctx(pki), client_ctx(pki, cert=pki.revoked)):
-        with pytest.raises((ssl.SSLError, ConnectionError, InvalidHandshake, EOFError)):
+        with pytest.raises((ssl.SSLError, ConnectionError, InvalidHandshake, ConnectionClosed, EOFError)):
             with connect(wss(srv, "/scope"), ssl=ctx, open_timeout=10) as ws:
                 ws.recv(timeout=10)
     with connect(wss(srv, "/echo"), ssl=good, open_timeout=10) as ws:
