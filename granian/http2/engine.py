@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from itertools import chain
 from typing import Literal, Protocol
 
 from granian.http2.config import H2Config
@@ -11,7 +12,7 @@ from granian.http2.events import CANCEL, NO_ERROR, Event, Headers
 
 from ..constants import SERVER_LOGGER
 
-__all__ = ["EngineName", "Session", "engine_status", "new_session", "select_engine"]
+__all__ = ["EngineName", "Session", "engine_status", "field_block", "new_session", "select_engine"]
 
 EngineName = Literal["nghttp2", "h2"]
 
@@ -49,6 +50,9 @@ class Session(Protocol):
     def send_response(
         self, stream_id: int, status: int, headers: Headers, body: bytes = b"", end: bool = True
     ) -> int: ...
+    def send_response_block(
+        self, stream_id: int, status: int, block: bytes, nfields: int, body: bytes = b"", end: bool = True
+    ) -> int: ...
     def send_informational(self, stream_id: int, status: int, headers: Headers) -> bool: ...
     def send_data(self, stream_id: int, data: bytes, end: bool = False) -> int: ...
     def send_trailers(self, stream_id: int, headers: Headers) -> bool: ...
@@ -61,6 +65,13 @@ class Session(Protocol):
     def goaway(self, error_code: int = NO_ERROR, last_stream_id: int | None = None) -> None: ...
     def shutdown_notice(self) -> None: ...
     def terminate(self, error_code: int = NO_ERROR) -> None: ...
+
+
+def field_block(headers: Headers) -> bytes:
+    """Response fields as `send_response_block` takes them: `name\0value\0name\0value`
+    (csrc/h2.h's layout). A server that answers many responses with the same fields builds
+    this once and skips the per-response join."""
+    return b"\0".join(chain.from_iterable(headers)) if headers else b""
 
 
 def engine_status() -> tuple[bool, str]:

@@ -413,6 +413,13 @@ class H2LibSession:
     def _open(self, stream_id: int) -> _Stream | None:
         return None if self._closed else self._streams.get(stream_id)
 
+    def send_response_block(
+        self, stream_id: int, status: int, block: bytes, nfields: int, body: bytes = b"", end: bool = True
+    ) -> int:
+        """`send_response` with the fields already joined (`engine.field_block`)."""
+        it = iter(block.split(b"\0") if nfields else ())
+        return self.send_response(stream_id, status, list(zip(it, it, strict=True)), body, end)
+
     def send_response(
         self, stream_id: int, status: int, headers: Headers, body: bytes = b"", end: bool = True
     ) -> int:

@@ -244,6 +244,19 @@ class NgSession:
             return int(rv)
         raise _error(rv)
 
+    def send_response_block(
+        self, stream_id: int, status: int, block: bytes, nfields: int, body: bytes = b"", end: bool = True
+    ) -> int:
+        """`send_response` with the fields already joined (`engine.field_block`)."""
+        if type(body) is not bytes:
+            body = bytes(body)
+        rv = _respond(
+            self._s, stream_id, status, block, len(block), nfields, body, len(body), _END if end else 0
+        )
+        if rv >= 0 or rv == _GONE:
+            return int(rv)
+        raise _error(rv)
+
     def send_informational(self, stream_id: int, status: int, headers: Headers) -> bool:
         """A 1xx response head (100 Continue, 103 Early Hints) before the final one."""
         blk = _block(headers)

@@ -354,6 +354,10 @@ class H2Protocol(asyncio.Protocol):
         ctx = self.ctx
         st = H2Stream(self, 1, cycle.method == "HEAD")
         st.cycle = cycle
+        if type(cycle) is not Cycle:
+            # HTTP/1's cycle (h1.carrier.H1Cycle) frames whole-body responses itself, as
+            # HTTP/1.1; from here on the core's methods go through the stream.
+            cycle.__class__ = Cycle
         cycle._carrier = cycle._served_on = st
         cycle.response_started = False
         cycle.status = 0

@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ...http1.response import SERVER_NAME, http_date
 from ...http2 import CANCEL, INTERNAL_ERROR
+from ...http2.engine import field_block
 
 if TYPE_CHECKING:
     from ..._types import Headers
@@ -90,6 +91,36 @@ def response_fields(headers: Headers, length: int) -> list[tuple[bytes, bytes]]:
     if not have_date:
         out.append(_date())
     return out
+
+
+# Response heads already joined for the session (`field_block`), by the app's fields and the
+# body length: apps answer with the same few header lists, as build_head's cache relies on for
+# HTTP/1.1. Cleared each second (the `date` field), bounded so odd lists are built, not kept.
+_BLOCKS: dict[Any, tuple[bytes, int]] = {}
+_BLOCKS_MAX = 256
+_blocks_second = -1
+
+
+def response_block(headers: Headers, length: int) -> tuple[bytes, int]:
+    """`response_fields` joined for `send_response_block`: (block, number of fields)."""
+    global _blocks_second
+    second = int(time())
+    if second != _blocks_second:
+        _blocks_second = second
+        _BLOCKS.clear()
+    headers = tuple(headers)
+    try:
+        key: Any = (headers, length)
+        hit = _BLOCKS.get(key)
+    except TypeError:  # a field as a list: not hashable, built every time
+        key = hit = None
+    if hit is not None:
+        return hit
+    fields = response_fields(headers, length)
+    hit = (field_block(fields), len(fields))
+    if key is not None and len(_BLOCKS) < _BLOCKS_MAX:
+        _BLOCKS[key] = hit
+    return hit
 
 
 def _no_body(status: int, is_head: bool) -> bool:
@@ -174,9 +205,8 @@ class H2Stream:
     def send_response(self, cycle: Cycle, status: int, headers: Headers, body: bytes) -> None:
         no_body = _no_body(status, self._is_head)
         # HEAD gets the length its GET would have (RFC 9110 §9.3.2), as on HTTP/1.1.
-        fields = response_fields(headers, -1 if no_body and not self._is_head else len(body))
-        conn = self.conn
-        conn.session.send_response(self.sid, status, fields, b"" if no_body else body, True)
+        block, n = response_block(headers, -1 if no_body and not self._is_head else len(body))
+        self.conn.session.send_response_block(self.sid, status, block, n, b"" if no_body else body, True)
         cycle.response_started = True
         cycle.status = status
         if not no_body:
