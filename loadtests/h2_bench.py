@@ -81,7 +81,18 @@ def servers(ours: str, peers: Path) -> list[H2Server]:
         H2Server(
             "hypercorn-asgi",
             "asgi",
-            [str(peers / "hypercorn"), "--bind", "127.0.0.1:{port}", "--workers", "1", "asgi_app:app"],
+            # -c: keep_alive_max_requests off (hypercorn closes a connection after 1000
+            # requests by default, and h2load does not reconnect: every later request fails)
+            [
+                str(peers / "hypercorn"),
+                "--bind",
+                "127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "-c",
+                "{tmp}/hypercorn.toml",
+                "asgi_app:app",
+            ],
         ),
     ]
 
@@ -186,6 +197,7 @@ def main() -> int:
     env["PYTHONPATH"] = str(APPS)
     env["LOADTEST_FILE"] = str(tmp / "file50k.bin")
     (tmp / "file50k.bin").write_bytes(b"f" * 50 * 1024)
+    (tmp / "hypercorn.toml").write_text("keep_alive_max_requests = 1000000000\n")
     results: list[dict[str, Any]] = []
     try:
         for sc in scenarios:
@@ -194,7 +206,12 @@ def main() -> int:
                 order = chosen if rnd % 2 == 0 else list(reversed(chosen))
                 for srv in order:
                     port = free_port()
-                    argv = ["taskset", "-c", "0", *[a.replace("{port}", str(port)) for a in srv.argv]]
+                    argv = [
+                        "taskset",
+                        "-c",
+                        "0",
+                        *[a.replace("{port}", str(port)).replace("{tmp}", str(tmp)) for a in srv.argv],
+                    ]
                     senv = dict(env)
                     if args.engine and srv.name.startswith("ours"):
                         senv["GRANIAN_HTTP2_ENGINE"] = args.engine
