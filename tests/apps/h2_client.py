@@ -23,7 +23,7 @@ class H2Client:
         self,
         port: int,
         settings: dict[int, int] | None = None,
-        timeout: float = 5.0,
+        timeout: float = 10.0,  # generous: the suite shares a loaded machine
         host: str = "127.0.0.1",
         sock: socket.socket | None = None,
         upgrade: bool = False,
