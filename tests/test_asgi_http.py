@@ -232,8 +232,18 @@ def test_unread_body_is_discarded(asgi_server: ServerProc) -> None:
 
 
 def test_upgrade_request_is_plain_http(client: httpx.Client) -> None:
-    r = client.get("/", headers={"Connection": "Upgrade", "Upgrade": "websocket"})
+    # An Upgrade token no protocol serves (RFC 9110 §7.8: the server may ignore it): the app's
+    # answer as is.
+    r = client.get("/", headers={"Connection": "Upgrade", "Upgrade": "foo/1"})
     assert r.status_code == 200 and r.text == "Hello, world!"
+
+
+def test_websocket_upgrade_without_a_handshake_is_400(client: httpx.Client) -> None:
+    # WebSockets are on by default: `Upgrade: websocket` without a key and version is a bad
+    # handshake (RFC 6455 §4.2.1), answered 400 rather than passed to the app as plain HTTP
+    # (tests/test_ws_server.py covers --no-ws, where it is plain HTTP).
+    r = client.get("/", headers={"Connection": "Upgrade", "Upgrade": "websocket"})
+    assert r.status_code == 400
 
 
 def test_lifespan_shutdown_runs_on_sigterm() -> None:
