@@ -62,7 +62,7 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
 
     # The rest is declared by H1State (the read side) and H1Carrier (the write side). These two
     # are set only on TLS connections (connection_made), so plain TCP pays nothing for them.
-    __slots__ = ("_ssl_object", "_tls_info")
+    __slots__ = ("_ssl_object", "_tls_info", "_tls_close_timer")
 
     def __init__(self, ctx: ServerContext) -> None:
         H1State.__init__(self, ctx.limits, ctx.buffer_size)
@@ -150,6 +150,11 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        if self.ctx.scheme == "https":
+            # the close_notify wait ended: the timer would only keep this object alive a second
+            timer = getattr(self, "_tls_close_timer", None)
+            if timer is not None:
+                timer.cancel()
         m = self.ctx.metrics
         if m is not None:
             m.conn_active -= 1
@@ -536,7 +541,7 @@ class H1Protocol(H1Carrier, asyncio.Protocol):
         ssl_shutdown_timeout (30 s) for the peer's: a pooled client that never answers would
         hold a graceful stop that long. RFC 8446 §6.1 lets us not wait: abort after a second."""
         if self.ctx.scheme == "https":
-            self.ctx.loop.call_later(_TLS_CLOSE_WAIT, self._abort_if_open)
+            self._tls_close_timer = self.ctx.loop.call_later(_TLS_CLOSE_WAIT, self._abort_if_open)
 
     def _abort_if_open(self) -> None:
         if not self._lost:
