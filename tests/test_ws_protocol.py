@@ -543,3 +543,29 @@ def test_state_constants() -> None:
     conn = WSConnection()
     assert conn.state == OPEN
     assert (conn.close_code, conn.close_sent, conn.close_received) == (None, False, False)
+
+
+def test_send_before_reply_answers_messages_before_a_held_close_reply() -> None:
+    # RFC 6455 §5.5.1: an endpoint may delay its Close until its current message is sent. The
+    # peer's Close makes feed() hand out our reply; a server holding that reply back may still
+    # frame its answers (send_before_reply), which send_message refuses once CLOSED.
+    conn = WSConnection()
+    events, out = conn.feed(text("hi") + close(1000, b"bye"))
+    assert events == ["hi", Close(1000, "bye")] and conn.state == CLOSED
+    assert server_frames(out) == [(0x88, b"\x03\xe8")]
+    with pytest.raises(WebSocketClosedError):
+        conn.send_message("hi")
+    assert server_frames(conn.send_before_reply("hi")) == [(0x81, b"hi")]
+    assert server_frames(conn.send_before_reply(b"\x00")) == [(0x82, b"\x00")]
+    assert conn.state == CLOSED  # unchanged by it
+
+
+def test_send_before_reply_refused_without_a_peer_close_or_after_our_own() -> None:
+    conn = WSConnection()
+    with pytest.raises(WebSocketClosedError):
+        conn.send_before_reply("x")  # open: nothing is held
+    conn.close(1000)
+    conn.feed(close(1000))
+    assert conn.state == CLOSED
+    with pytest.raises(WebSocketClosedError):
+        conn.send_before_reply("x")  # our Close went first: no data frame may follow it

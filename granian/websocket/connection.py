@@ -161,6 +161,7 @@ class WSConnection:
         "close_reason",
         "close_received",
         "close_sent",
+        "_replied",
         "state",
     )
 
@@ -190,6 +191,7 @@ class WSConnection:
         self.close_code: int | None = None
         self.close_reason = ""
         self.close_sent = False
+        self._replied = False  # our Close is the reply to the peer's, handed out by feed()
         self.close_received = False
 
     # -- receiving -------------------------------------------------------------------------
@@ -326,6 +328,7 @@ class WSConnection:
             # 5.5.1: reply with a close, echoing the code (none when the peer sent none)
             out.append(_close_frame(None if code == 1005 else code))
             self.close_sent = True
+            self._replied = True
         self.state = CLOSED
         self.close_code = code
         self.close_reason = reason
@@ -369,6 +372,22 @@ class WSConnection:
         if isinstance(data, str):
             return self.send_text(data)
         return self.send_bytes(data)
+
+    def send_before_reply(self, data: str | bytes) -> bytes:
+        """A message frame after the peer's Close arrived but before the caller wrote our reply
+        from `feed()`'s `out`: RFC 6455 §5.5.1 lets an endpoint delay its Close "until its
+        current message is sent", so a server that holds the reply back may still answer the
+        messages that came before the Close. WebSocketClosedError unless the Close is the
+        peer's and ours is only that reply (after a Close we started no data frame may follow).
+        The caller must write this before the reply."""
+        if not self._replied:
+            raise WebSocketClosedError("WebSocket is closed: cannot send")
+        state = self.state
+        self.state = OPEN
+        try:
+            return self.send_message(data)
+        finally:
+            self.state = state
 
     def ping(self, payload: bytes = b"") -> bytes:
         """A ping (the server's keep-alive, 5.5.2); b"" once a close was sent."""

@@ -287,11 +287,7 @@ class WSSession(asyncio.Protocol):
         if self._held is not None and ws.state == CLOSED:
             # The peer's close is in but its reply is held back for the app's answers to the
             # messages before it: those may still go out, before our close (see the docstring).
-            ws.state = OPEN
-            try:
-                frame = ws.send_message(data)
-            finally:
-                ws.state = CLOSED
+            frame = ws.send_before_reply(data)
         elif ws.close_received:
             raise ClientDisconnected("WebSocket closed by the peer")
         else:
