@@ -39,7 +39,7 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for (n, lab), v in samples.items() if n == name and want <= set(lab))
 
 
-def scrape_until(port: int, pred: Callable[[Samples], bool], what: str, timeout: float = 15.0) -> Samples:
+def scrape_until(port: int, pred: Callable[[Samples], bool], what: str, timeout: float = 30.0) -> Samples:
     # Workers report every --metrics-scrape-interval (1 s here): poll, bounded, until it shows.
     deadline = time.monotonic() + timeout
     while True:

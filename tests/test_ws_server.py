@@ -267,6 +267,17 @@ def test_ping_is_answered_with_its_payload(server: ServerProc) -> None:
         (frame(0x1, b"\xff\xfe"), 1007),  # invalid UTF-8 (§8.1)
         (frame(0x8, struct.pack("!H", 1005)), 1002),  # a close code never sent (§7.4.1)
     ],
+    # stable ids: the frames carry random masks, and pytest-xdist needs every worker to
+    # collect the same test names
+    ids=[
+        "unmasked",
+        "rsv2",
+        "reserved-opcode",
+        "long-control",
+        "lone-continuation",
+        "bad-utf8",
+        "close-1005",
+    ],
 )
 def test_malformed_frames_close_with_their_code(server: ServerProc, data: bytes, code: int) -> None:
     raw = Raw(server.port)
