@@ -53,6 +53,8 @@ HEALTH_PATH: str | None = "/healthz"
 
 GRANIAN = Path(sys.executable).parent / "granian"
 HOST = "127.0.0.1"
+# nginx passive health check: one failure takes a pod out of the upstream this long (s)
+FAIL_TIMEOUT = 2.0
 NOBODY = 65534
 
 APP = """\
@@ -241,7 +243,8 @@ class Nginx:
         # Passive health checks: one failure takes a pod out for 2 s (nginx's max_fails /
         # fail_timeout, what it has without active checks).
         servers = "\n".join(
-            f"        server {HOST}:{p.port} max_fails=1 fail_timeout=2s;" for p in self.upstream
+            f"        server {HOST}:{p.port} max_fails=1 fail_timeout={FAIL_TIMEOUT:g}s;"
+            for p in self.upstream
         )
         self.conf.write_text(NGINX_CONF.format(dir=self.dir, servers=servers, host=HOST, port=self.port))
 
@@ -463,7 +466,10 @@ def rollout(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         log("SIGHUP to pod-b: rolling restart of its 2 workers")
         time.sleep(2 * args.respawn_interval + step)
         load.phase = "after"
-        time.sleep(step)
+        # One upstream error near the end of the roll (a keep-alive connection the old worker
+        # closed as nginx reused it: retried, so no client sees it) ejects pod-b for
+        # FAIL_TIMEOUT; the phase outlasts that, so pod-b's return to service is observed.
+        time.sleep(step + FAIL_TIMEOUT)
     finally:
         if load is not None:
             load.stop()
