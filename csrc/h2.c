@@ -412,6 +412,8 @@ typedef struct h2_stream {
     size_t unconsumed;  /* DATA bytes delivered to the application, not yet consumed */
     h2_buf body;        /* response body bytes not yet framed, from body_off */
     size_t body_off;
+    const char *ext;    /* or the caller's whole body (H2_EXTERNAL), framed from body_off */
+    size_t ext_len;
     nghttp2_nv *tr_nv;  /* trailers to submit when the body ends (one block with their bytes) */
     size_t tr_n;
 } h2_stream;
@@ -420,7 +422,7 @@ struct h2_session {
     h2_view v; /* first member: h2_session_view() returns it */
     nghttp2_session *ng;
     h2_params p;
-    uint32_t evcap, dcap, ev_mark;
+    uint32_t evcap, dcap, ev_mark, segcap, relcap;
     h2_buf arena, out, scratch, pseudo;
     nghttp2_nv *nv;
     size_t nvcap;
@@ -456,7 +458,12 @@ static h2_stream *stream_new(h2_session *s, int32_t sid) {
     return st;
 }
 
+static int released_push(h2_session *s, int32_t sid);
+
 static void stream_free(h2_session *s, h2_stream *st) {
+    /* the caller may drop an external body the shim will never read again (if the list cannot
+     * grow, it keeps the body until the session ends: memory, never a dangling read) */
+    if (st->ext && !s->deleting) (void)released_push(s, st->id);
     if (st->prev) st->prev->next = st->next;
     else s->streams = st->next;
     if (st->next) st->next->prev = st->prev;
@@ -497,7 +504,40 @@ static int drained_push(h2_session *s, int32_t sid) {
     return 0;
 }
 
-static size_t buffered(const h2_stream *st) { return st->body.len - st->body_off; }
+/* ngsession.py unpacks view->segs with struct "<QiIQ" (x86-64 and aarch64 Linux layouts) */
+_Static_assert(sizeof(h2_seg) == 24 && offsetof(h2_seg, off) == 16, "h2_seg layout");
+
+static int released_push(h2_session *s, int32_t sid) {
+    if (s->v.nreleased == s->relcap) {
+        uint32_t cap = s->relcap ? s->relcap * 2 : 16;
+        int32_t *d = realloc(s->v.released, cap * sizeof *d);
+        if (!d) return -1;
+        s->v.released = d;
+        s->relcap = cap;
+    }
+    s->v.released[s->v.nreleased++] = sid;
+    return 0;
+}
+
+static int seg_push(h2_session *s, int32_t sid, size_t off, size_t len) {
+    if (s->v.nsegs == s->segcap) {
+        uint32_t cap = s->segcap ? s->segcap * 2 : 32;
+        h2_seg *d = realloc(s->v.segs, cap * sizeof *d);
+        if (!d) return -1;
+        s->v.segs = d;
+        s->segcap = cap;
+    }
+    h2_seg *g = &s->v.segs[s->v.nsegs++];
+    g->out_off = s->out.len;
+    g->stream_id = sid;
+    g->len = (uint32_t)len;
+    g->off = off;
+    return 0;
+}
+
+static size_t buffered(const h2_stream *st) {
+    return (st->ext ? st->ext_len : st->body.len) - st->body_off;
+}
 
 /* ---- receiving ----------------------------------------------------------------------------- */
 
@@ -819,20 +859,33 @@ static int send_body(nghttp2_session *session, nghttp2_frame *f, const uint8_t *
     h2_stream *st = source->ptr;
     (void)session;
     size_t pad = f->data.padlen; /* 0: we set no padding callback; handled all the same */
-    if (buf_reserve(&s->out, 9 + pad + length)) return NG_ERR_CALLBACK_FAILURE;
-    char *p = s->out.p + s->out.len;
-    memcpy(p, framehd, 9);
-    p += 9;
-    if (pad) *p++ = (char)(pad - 1);
-    if (length) memcpy(p, st->body.p + st->body_off, length);
-    p += length;
-    if (pad > 1) {
-        memset(p, 0, pad - 1);
-        p += pad - 1;
+    const char *src = st->ext ? st->ext : st->body.p;
+    if (st->ext && !pad) {
+        /* an external body: only the frame header is copied; the payload is a segment */
+        if (buf_append(&s->out, framehd, 9)) return NG_ERR_CALLBACK_FAILURE;
+        if (length && seg_push(s, st->id, st->body_off, length)) return NG_ERR_CALLBACK_FAILURE;
+    } else {
+        if (buf_reserve(&s->out, 9 + pad + length)) return NG_ERR_CALLBACK_FAILURE;
+        char *p = s->out.p + s->out.len;
+        memcpy(p, framehd, 9);
+        p += 9;
+        if (pad) *p++ = (char)(pad - 1);
+        if (length) memcpy(p, src + st->body_off, length);
+        p += length;
+        if (pad > 1) {
+            memset(p, 0, pad - 1);
+            p += pad - 1;
+        }
+        s->out.len = (size_t)(p - s->out.p);
     }
-    s->out.len = (size_t)(p - s->out.p);
     st->body_off += length;
-    if (st->body_off == st->body.len) {
+    if (st->ext) {
+        if (st->body_off == st->ext_len) {
+            if (released_push(s, st->id)) return NG_ERR_CALLBACK_FAILURE;
+            st->ext = NULL;
+            st->ext_len = st->body_off = 0;
+        }
+    } else if (st->body_off == st->body.len) {
         st->body_off = st->body.len = 0;
     } else if (st->body_off > st->body.cap / 2) {
         memmove(st->body.p, st->body.p + st->body_off, st->body.len - st->body_off);
@@ -958,13 +1011,22 @@ int h2_respond(h2_session *s, int32_t sid, int status, const char *hdrs, size_t 
         st->flags |= ST_RESPONDED | ST_ENDED | ST_LOCAL_DONE;
         return 0;
     }
-    if (body_len && buf_append(&st->body, body, body_len)) return H2_ENOMEM;
+    int ext = (flags & H2_EXTERNAL) && (flags & H2_END) && body_len;
+    if (ext) {
+        st->ext = body;
+        st->ext_len = body_len;
+        st->body_off = 0;
+    } else if (body_len && buf_append(&st->body, body, body_len)) {
+        return H2_ENOMEM;
+    }
     nghttp2_data_provider prd;
     prd.source.ptr = st;
     prd.read_callback = read_body;
     rv = ng.submit_response(s->ng, sid, s->nv, (size_t)n, &prd);
     if (rv < 0) {
         st->body.len = st->body_off = 0;
+        st->ext = NULL; /* not submitted: the caller still owns it and knows (rv < 0) */
+        st->ext_len = 0;
         return rv;
     }
     st->flags |= ST_RESPONDED | ST_PROVIDER;
@@ -1108,6 +1170,7 @@ static void out_begin(h2_session *s) {
     if (!s->out_keep) {
         buf_empty(&s->out);
         s->v.ndrained = 0;
+        s->v.nsegs = 0;
     }
     s->out_keep = 1;
 }
@@ -1275,6 +1338,8 @@ void h2_session_free(h2_session *s) {
     while (s->streams) stream_free(s, s->streams);
     free(s->v.ev);
     free(s->v.drained);
+    free(s->v.segs);
+    free(s->v.released);
     free(s->nv);
     buf_free(&s->arena);
     buf_free(&s->out);

@@ -19,6 +19,11 @@
  * gathered in view->out (valid until the next call on the session). Response bodies are copied
  * once, into a per-stream buffer the DATA frames are read from; an empty buffer on a stream that
  * is not finished defers the stream (NGHTTP2_ERR_DEFERRED) until h2_send_data() resumes it.
+ * A whole body submitted with H2_EXTERNAL is not copied at all: the caller keeps it alive and
+ * unchanged, the DATA frames' headers go to view->out and each payload is listed in view->segs
+ * (where in out it goes, and which bytes of the body), so the caller writes body slices straight
+ * from its own object (a gathered write); view->released lists the streams whose external body
+ * the shim no longer reads (all framed, or the stream is gone): the caller drops it then.
  * A stream whose buffer went above max_send_buffer and came back to it or below is listed in
  * view->drained by h2_send().
  *
@@ -63,6 +68,13 @@ typedef struct {
 } h2_event;
 
 typedef struct {
+    size_t out_off;    /* the payload goes before view->out[out_off] (after its frame header) */
+    int32_t stream_id; /* whose external body */
+    uint32_t len;      /* payload length */
+    size_t off;        /* offset of the payload in that body */
+} h2_seg;
+
+typedef struct {
     h2_event *ev;      /* events of the last h2_recv (and of h2_send calls since) */
     uint32_t nev;
     uint32_t ndrained;
@@ -74,6 +86,10 @@ typedef struct {
     int lib_error;     /* the nghttp2 error that ended the session, 0 if none */
     uint32_t goaway_code; /* error code of the GOAWAY the session sent, if any */
     uint32_t nstreams; /* streams alive in the shim */
+    h2_seg *segs;      /* external payloads of view->out (cleared with it) */
+    uint32_t nsegs;
+    uint32_t nreleased; /* the caller reads view->released, then sets this to 0 */
+    int32_t *released; /* streams whose external body the shim no longer reads */
 } h2_view;
 
 enum {
@@ -103,7 +119,8 @@ enum {
 
 /* Response submission flags. */
 enum {
-    H2_END = 1 /* this call ends the response */
+    H2_END = 1,     /* this call ends the response */
+    H2_EXTERNAL = 2 /* with H2_END: the body is the caller's, kept alive until released */
 };
 
 typedef struct h2_session h2_session;

@@ -337,6 +337,10 @@ class H2LibSession:
             out, self._pre = self._pre + out, b""
         return out
 
+    def data_to_write(self) -> bytes:
+        """`data_to_send()`: this engine always gathers into one bytes object."""
+        return self.data_to_send()
+
     def drained(self) -> list[int]:
         """Streams whose buffered body went back to `max_send_buffer_size` or below (only
         those that had gone above it). Clears the list."""

@@ -43,6 +43,12 @@ _EVF_END: Final = lib.H2_EVF_END_STREAM
 _EVF_INPUT: Final = lib.H2_EVF_IN_INPUT
 _GONE: Final = lib.H2_GONE
 _END: Final = lib.H2_END
+_END_EXT: Final = lib.H2_END | lib.H2_EXTERNAL
+_SEG: Final = struct.Struct("<QiIQ")  # h2_seg: out_off, stream_id, len, off
+# Whole bodies from this size up are not copied into the shim: their DATA payloads are written
+# from the app's own bytes object (a gathered write). Below it one copy costs less than the
+# extra pieces of the write.
+EXT_MIN: Final = 8192
 
 
 def _check_abi() -> None:
@@ -124,12 +130,14 @@ _send_data = lib.h2_send_data
 _buffer = ffi.buffer
 _unpack = ffi.unpack
 _iter_ev = _EV.iter_unpack
+_iter_seg = _SEG.iter_unpack
+_from_buffer = ffi.from_buffer
 
 
 class NgSession:
     """A server-side HTTP/2 connection, sans I/O (the interface: granian.http2.Session)."""
 
-    __slots__ = ("_s", "_v", "_drained", "config")
+    __slots__ = ("_s", "_v", "_drained", "_ext", "config")
 
     engine: Final = "nghttp2"
 
@@ -150,6 +158,9 @@ class NgSession:
         self._s = ffi.gc(raw, lib.h2_session_free)
         self._v = lib.h2_session_view(self._s)
         self._drained: list[int] = []
+        # stream id -> the whole body the shim frames from without a copy (H2_EXTERNAL):
+        # kept alive here until the shim lists the stream in `released`
+        self._ext: dict[int, bytes] = {}
         if upgrade_settings is not None:
             # RFC 7540 section 3.2.1: HTTP2-Settings is base64url without its '=' padding
             payload = base64.urlsafe_b64decode(upgrade_settings + b"=" * (-len(upgrade_settings) % 4))
@@ -199,11 +210,45 @@ class NgSession:
 
     def data_to_send(self) -> bytes:
         """Every byte nghttp2 has ready (frames, acks, window updates); b"" when none."""
+        out = self.data_to_write()
+        return out if isinstance(out, bytes) else b"".join(out)
+
+    def data_to_write(self) -> bytes | list[bytes | memoryview]:
+        """`data_to_send()`, but when external bodies are framed, the pieces to write in order
+        (`transport.writelines`): frame bytes, and slices of the bodies themselves."""
         n = _send(self._s)
         v = self._v
         if v.ndrained:
             self._drained.extend(_unpack(v.drained, v.ndrained))
+        if self._ext:
+            return self._pieces(n)
         return _buffer(v.out, n)[:] if n else b""
+
+    def _pieces(self, n: int) -> bytes | list[bytes | memoryview]:
+        v = self._v
+        ext = self._ext
+        out = _buffer(v.out, n)
+        pieces: list[bytes | memoryview] | bytes
+        if v.nsegs:
+            pieces = []
+            append = pieces.append
+            pos = 0
+            for at, sid, ln, off in _iter_seg(_buffer(v.segs, v.nsegs * 24)):
+                if at > pos:
+                    append(out[pos:at])
+                    pos = at
+                append(memoryview(ext[sid])[off : off + ln])
+            if pos < n:
+                append(out[pos:n])
+        else:
+            pieces = out[:] if n else b""
+        # The shim no longer reads these bodies (the slices above hold their own references).
+        nrel = v.nreleased
+        if nrel:
+            for sid in _unpack(v.released, nrel):
+                ext.pop(sid, None)
+            v.nreleased = 0
+        return pieces
 
     def drained(self) -> list[int]:
         """Streams whose buffered body went back to `max_send_buffer_size` or below during the
@@ -235,14 +280,7 @@ class NgSession:
         """Submit the response head and a first part of the body (all of it with `end`).
         Returns the bytes buffered for the stream, or -1 if the stream is gone."""
         blk = b"\0".join(chain.from_iterable(headers)) if headers else b""
-        if type(body) is not bytes:
-            body = bytes(body)
-        rv = _respond(
-            self._s, stream_id, status, blk, len(blk), len(headers), body, len(body), _END if end else 0
-        )
-        if rv >= 0 or rv == _GONE:
-            return int(rv)
-        raise _error(rv)
+        return self.send_response_block(stream_id, status, blk, len(headers), body, end)
 
     def send_response_block(
         self, stream_id: int, status: int, block: bytes, nfields: int, body: bytes = b"", end: bool = True
@@ -250,9 +288,20 @@ class NgSession:
         """`send_response` with the fields already joined (`engine.field_block`)."""
         if type(body) is not bytes:
             body = bytes(body)
-        rv = _respond(
-            self._s, stream_id, status, block, len(block), nfields, body, len(body), _END if end else 0
-        )
+        size = len(body)
+        if end and size >= EXT_MIN:
+            # framed from `body` itself (from_buffer: its own bytes, no copy), kept alive in
+            # _ext until the shim releases it
+            rv = _respond(
+                self._s, stream_id, status, block, len(block), nfields, _from_buffer(body), size, _END_EXT
+            )
+            if rv >= 0:
+                self._ext[stream_id] = body
+                return int(rv)
+        else:
+            rv = _respond(
+                self._s, stream_id, status, block, len(block), nfields, body, size, _END if end else 0
+            )
         if rv >= 0 or rv == _GONE:
             return int(rv)
         raise _error(rv)

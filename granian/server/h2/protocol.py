@@ -416,9 +416,16 @@ class H2Protocol(asyncio.Protocol):
             return
         session = self.session
         if not self.write_paused:
-            data = session.data_to_send()
+            data = session.data_to_write()
             if data:
-                self.transport.write(data)
+                if isinstance(data, bytes):
+                    self.transport.write(data)
+                elif self._ssl_object is None:
+                    # frame bytes and slices of the apps' bodies: one gathered write, no copy
+                    self.transport.writelines(data)
+                else:
+                    # TLS would make a record of each piece: one buffer for the TLS layer
+                    self.transport.write(b"".join(data))
             drained = session.drained()
             if drained:
                 streams = self.streams
