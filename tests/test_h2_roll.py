@@ -22,9 +22,11 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,7 @@ from hyperframe.frame import (
     SettingsFrame,
     WindowUpdateFrame,
 )
+from helpers import start_server
 from test_supervisor_support import Server, clean_env, wait_until
 
 from granian.http2 import engine_status
@@ -51,11 +54,11 @@ from granian.http2 import engine_status
 APPS = Path(__file__).parent / "apps"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 REFUSED_STREAM = 0x7
-CONNECTIONS = 6  # concurrent client connections
-DEPTH = 4  # streams kept open on each
+CONNECTIONS = 8  # concurrent client connections
+DEPTH = 8  # streams kept open on each
 # Requests per connection before the client closes it and opens another: new connections keep
 # arriving during the roll (on the old workers until each stops accepting, then on the new ones).
-PER_CONNECTION = 60
+PER_CONNECTION = 100
 NG_OK, NG_WHY = engine_status()
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the master forks its workers")
@@ -374,3 +377,94 @@ def test_sighup_roll_under_h2_load_fails_no_request(
         assert re.search(rf"Replacing worker-\d \(PID {pid}\): SIGHUP", "\n".join(srv.lines[mark:])), srv.text
     # Nothing the workers logged as an error while rolling.
     assert not re.search(r"Traceback|ERROR", "\n".join(srv.lines[mark:])), srv.text[-3000:]
+
+
+# ---------------------------------------------------------------- the GOAWAY race, one stream
+
+
+def read_frames(sock: socket.socket, pending: bytearray, timeout: float) -> list[Any] | None:
+    """The frames of one recv (None at EOF or a reset; [] when `timeout` passes silent)."""
+    sock.settimeout(timeout)
+    try:
+        data = sock.recv(65536)
+    except TimeoutError:
+        return []
+    except ConnectionResetError:
+        return None
+    if not data:
+        return None
+    pending += data
+    frames = []
+    while len(pending) >= 9:
+        frame, length = Frame.parse_frame_header(memoryview(bytes(pending[:9])))
+        if len(pending) < 9 + length:
+            break
+        frame.parse_body(memoryview(bytes(pending[9 : 9 + length])))
+        del pending[: 9 + length]
+        frames.append(frame)
+    return frames
+
+
+@pytest.mark.parametrize("engine", ["nghttp2", "h2"])
+def test_a_stream_opened_after_the_goaway_is_not_processed_and_the_open_one_finishes(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race a roll runs into on every busy connection (RFC 9113 §6.8): the client opens a
+    stream while the server's GOAWAY is on its way. That stream is above the GOAWAY's last
+    stream id: it must not reach the app (no response; at most RST_STREAM REFUSED_STREAM),
+    the stream the server took still gets its whole response, and the connection closes
+    once that one is done (the refused stream does not keep it open)."""
+    if engine == "nghttp2" and not NG_OK:
+        pytest.skip(f"libnghttp2 is not loadable here: {NG_WHY}")
+    monkeypatch.setenv("GRANIAN_HTTP2_ENGINE", engine)  # read by the worker (start_server)
+    srv = start_server("roll_apps:app", interface="asgi", http="2")
+    enc, dec = Encoder(), Decoder()
+
+    def request(sid: int, path: str) -> bytes:
+        block = enc.encode([(":method", "GET"), (":scheme", "http"), (":authority", "x"), (":path", path)])
+        return HeadersFrame(sid, block, flags=["END_HEADERS", "END_STREAM"]).serialize()
+
+    try:
+        deadline = time.monotonic() + 15
+        while True:  # the port is bound before the app is loaded
+            try:
+                sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, srv.stop()[1]
+                time.sleep(0.1)
+        pending = bytearray()
+        frames: list[Any] = []
+        sock.sendall(PREFACE + SettingsFrame(0).serialize() + request(1, "/?ms=1500&early=1"))
+        # stream 1 is in the app once its head is here
+        while not any(isinstance(f, HeadersFrame) and f.stream_id == 1 for f in frames):
+            got = read_frames(sock, pending, 10)
+            assert got, (frames, srv.stop()[1])
+            frames += got
+        srv.proc.send_signal(signal.SIGTERM)
+        while not any(isinstance(f, GoAwayFrame) for f in frames):
+            got = read_frames(sock, pending, 10)
+            assert got, (frames, srv.stop()[1])
+            frames += got
+        (goaway,) = [f for f in frames if isinstance(f, GoAwayFrame)]
+        assert (goaway.last_stream_id, goaway.error_code) == (1, 0)
+        sock.sendall(request(3, "/?ms=0"))  # after the GOAWAY: above its last stream id
+        while True:
+            got = read_frames(sock, pending, 10)
+            if got is None:
+                break  # the server closed
+            assert got, ("the connection stayed open", frames)
+            frames += got
+        sock.close()
+        for f in frames:
+            if isinstance(f, HeadersFrame):
+                dec.decode(f.data)  # keeps the HPACK state; only stream 1 may have a head
+        assert [f.stream_id for f in frames if isinstance(f, HeadersFrame)] == [1]
+        resets = [f for f in frames if isinstance(f, RstStreamFrame)]
+        assert all((f.stream_id, f.error_code) == (3, REFUSED_STREAM) for f in resets), resets
+        data = [f for f in frames if isinstance(f, DataFrame) and f.stream_id == 1]
+        assert b"".join(f.data for f in data).isdigit() and "END_STREAM" in data[-1].flags
+        assert not [f for f in frames if isinstance(f, DataFrame) and f.stream_id == 3]
+    finally:
+        code, err = srv.stop()
+    assert code == 0, err

@@ -1,6 +1,7 @@
 """Apps for the HTTP/2 rolling-restart checks (tests/test_h2_roll.py, loadtests/h2_roll.py):
 every response is the answering worker's PID, after a short sleep (`?ms=N`, default 30) so that
-streams are in flight while the master replaces the workers."""
+streams are in flight while the master replaces the workers. ASGI's `?early=1` sends the
+response head before the sleep (the stream is then known to be in the app)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,14 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": msg["type"] + ".complete"})
             if msg["type"] == "lifespan.shutdown":
                 return
-    await asyncio.sleep(_delay(scope["query_string"].decode()))
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    query = scope["query_string"].decode()
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+    early = "early" in parse_qs(query)
+    if early:
+        await send(start)  # the client then knows the stream reached the app
+    await asyncio.sleep(_delay(query))
+    if not early:
+        await send(start)
     await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
 
 
