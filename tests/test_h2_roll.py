@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 import trustme
+from helpers import start_server
 from hpack import Decoder, Encoder
 from hyperframe.frame import (
     ContinuationFrame,
@@ -46,7 +47,6 @@ from hyperframe.frame import (
     SettingsFrame,
     WindowUpdateFrame,
 )
-from helpers import start_server
 from test_supervisor_support import Server, clean_env, wait_until
 
 from granian.http2 import engine_status
