@@ -23,7 +23,7 @@ reconnects a client after a GOAWAY:
   apart from the refused ones);
 - when one of its streams <= the last stream id completes, h2load tries to submit the next
   request, which its session no longer allows after a GOAWAY: it prints "Process Request
-  Failure:<n>" (n: its running failed count) and that client issues nothing more for the rest
+  Failure:<n>" (n: an internal running count) and that client issues nothing more for the rest
   of the run. In the final summary these never-sent requests are not in "failed"/"errored"
   (a 2-client probe printed two such lines and ended "0 failed, 0 errored"); they only show as
   a lower request count. So once every old worker has sent its GOAWAY, no h2load client is
