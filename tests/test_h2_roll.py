@@ -368,6 +368,7 @@ def test_sighup_roll_under_h2_load_fails_no_request(
     )
     assert finished, "the load did not finish"
     assert rolled, srv.text
+    assert srv.count(r"worker-\d \(PID \d+\) stopped \(exit code 0\)") >= 2, srv.text  # drained, not killed
     assert len(after) == 2 and not (after & before), (before, after)
     assert served, (after, t.pids)
     assert t.failures == [], (t.failures[:20], srv.text[-3000:])
