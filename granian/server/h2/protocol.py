@@ -456,10 +456,26 @@ class H2Protocol(asyncio.Protocol):
             done.clear()
 
     def _close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-            if self.ctx.scheme == "https":
-                self.ctx.loop.call_later(_TLS_CLOSE_WAIT, self._abort_if_open)
+        transport = self.transport
+        if transport is None or transport.is_closing() or self.lost:
+            return
+        if self.ctx.scheme == "https":
+            transport.close()
+            self.ctx.loop.call_later(_TLS_CLOSE_WAIT, self._abort_if_open)
+            return
+        # The peer may still be sending (WINDOW_UPDATE for our last DATA, PING, streams our
+        # GOAWAY refused): closing with those bytes unread resets the connection and loses the
+        # end of our last response (RFC 9112 §9.6). Half-close and drain until the peer closes
+        # (granian.server.linger); from here on nothing is read into or written from the session.
+        from ..linger import linger
+
+        self.lost = True
+        self.waiting_since = _NEVER
+        released = linger(transport, self.connection_lost, self.ctx.loop)
+        if released is None:
+            transport.close()
+        else:
+            self.transport = released  # a later transport.close() here (CLOSE) is the linger's
 
     def _abort_if_open(self) -> None:
         if not self.lost:
