@@ -79,6 +79,9 @@ class Released:
     def write(self, data: Any) -> None:
         return None
 
+    def writelines(self, data: Any) -> None:
+        return None
+
     def abort(self) -> None:
         self._transport.abort()
 
