@@ -121,6 +121,9 @@ def test_a_graceful_stop_finishes_the_waiting_streams(serve: Any, engine: str) -
     try:
         sids = [c.request(f"/run?id={i}&s=0.3") for i in range(3)]
         time.sleep(0.1)  # all three are read: one runs, two wait
+        # h2 answers the frames that follow a GOAWAY with its own GOAWAY(PROTOCOL_ERROR),
+        # which would end the connection: from here the client only reads
+        c.auto_ack = False
         srv.proc.send_signal(signal.SIGTERM)
         c.until(lambda c: c.goaway() is not None)
         goaway = c.goaway()
@@ -129,7 +132,7 @@ def test_a_graceful_stop_finishes_the_waiting_streams(serve: Any, engine: str) -
         assert c.wait_closed(10)
         for sid in sids:
             data = [f for f in c.frames() if f.type == 0x0 and f.stream_id == sid]
-            assert data and "END_STREAM" in data[-1].flags, (sid, [(f.type, f.stream_id, f.flags, getattr(f, "error_code", None)) for f in c.frames()], srv.stop())
+            assert data and "END_STREAM" in data[-1].flags
             assert b"".join(f.data for f in data) == b"0 1"
     finally:
         c.close()

@@ -284,7 +284,7 @@ class H2Protocol(asyncio.Protocol):
                     else:
                         self._orphan_data(ev[1], ev[2], ev[3], ev[4])
                     if self._bdp is not None and ev[4]:
-                        self._bdp.data(ev[1], ev[4])
+                        self._bdp.data(ev[1], ev[4], ev[3])
                 elif kind == TRAILERS:
                     # Request trailers end the body; no interface passes them on.
                     st = streams.get(ev[1])

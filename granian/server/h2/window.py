@@ -17,8 +17,8 @@ one waits at least `GAP_MIN` (so at most 10 per second of upload), doubling up t
 samples do not grow the window, and none once the cap is reached.
 
 Windows are applied with `set_local_window`: the connection's and every open stream's at a
-grow; a stream opened later gets the grown size at its first DATA frame (`data`), so a bodiless
-request costs nothing here.
+grow; a stream opened later gets the grown size at its first DATA frame without END_STREAM
+(`data`), so a bodiless request, or a body in one frame, costs nothing here and starts no PING.
 """
 
 from __future__ import annotations
@@ -70,14 +70,15 @@ class AdaptiveWindow:
         # streams already given `stream_win` (only used once it is above the initial size)
         self.sized: set[int] = set()
 
-    def data(self, sid: int, n: int) -> None:
-        """`n` flow-controlled bytes arrived on stream `sid`."""
-        if self.stream_win > self.stream_init and sid not in self.sized:
-            self._size(sid)
+    def data(self, sid: int, n: int, end: bool) -> None:
+        """`n` flow-controlled bytes arrived on stream `sid` (`end`: its body is complete)."""
         if self.sent_at is not None:
             self.received += n
-            return
-        if self.stream_win >= self.cap and self.conn_win >= self.cap:
+        if end:
+            return  # no more bytes to measure or to make room for on this stream
+        if self.stream_win > self.stream_init and sid not in self.sized:
+            self._size(sid)
+        if self.sent_at is not None or (self.stream_win >= self.cap and self.conn_win >= self.cap):
             return
         now = self.conn.ctx.loop.time()
         if now >= self.next_at:
