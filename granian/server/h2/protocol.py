@@ -14,6 +14,10 @@ HTTP/1.1 keep-alive connection is closed; and a stream whose response is held at
 window (the peer never opens it) is reset, which the engine leaves to us (docs/internals.md
 §9). A graceful stop sends GOAWAY with the last stream id, lets the open streams finish, then
 closes (RFC 9113 §6.8).
+
+`--backpressure` counts streams as HTTP/1 counts requests (`ctx.active`): a stream past the
+cap is parked and started when a slot frees (`_park`, `unpark`); `--http2-adaptive-window`
+is granian.server.h2.window's.
 """
 
 from __future__ import annotations
@@ -207,7 +211,9 @@ class H2Protocol(asyncio.Protocol):
         self._bdp: AdaptiveWindow | None = None
         if srv.adaptive_window:
             cfg = srv.config
-            self._bdp = AdaptiveWindow(self, cfg.initial_stream_window_size, cfg.initial_connection_window_size)
+            self._bdp = AdaptiveWindow(
+                self, cfg.initial_stream_window_size, cfg.initial_connection_window_size
+            )
 
     # ---------------------------------------------------------------- transport callbacks
 
