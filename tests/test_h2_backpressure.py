@@ -141,7 +141,7 @@ def test_a_graceful_stop_finishes_the_waiting_streams(serve: Any, engine: str) -
 
 
 def test_a_wait_past_the_header_read_timeout_is_refused(serve: Any, engine: str) -> None:
-    srv = serve(backpressure=1, http1_header_read_timeout=1)
+    srv = serve(backpressure=1, http1_header_read_timeout=1000)  # ms
     c = H2Client(srv.port)
     try:
         a = c.request("/run?id=a&s=0", method="POST", body=b"x", end=False)

@@ -438,6 +438,9 @@ class H2Protocol(asyncio.Protocol):
             except ValueError:
                 pass
             st.lost()  # not in `streams`: stream_done leaves `ctx.active` alone
+        if not self.streams and not self._parked:
+            # idle from now: the idle timer must not count the time the streams waited
+            self._idle_since = self.ctx.now
 
     def open_stream_ids(self) -> list[int]:
         """The streams that may still receive body bytes: running and parked."""
