@@ -400,7 +400,9 @@ class H2Protocol(asyncio.Protocol):
         now = self.ctx.now
         self._parked[st.sid] = (st, now)
         self.ctx.waiting.append(self)
-        # The wait is bounded as a parked HTTP/1 connection's is: by the header-read timeout.
+        # The wait is bounded as a parked HTTP/1 connection's is, by the header-read timeout
+        # (_parked_timeout): the body credit a parked upload holds is connection credit too,
+        # and unbounded it could stall this connection's running uploads for good.
         if now < self.waiting_since:
             self.waiting_since = now
 
