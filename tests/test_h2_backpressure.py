@@ -155,3 +155,32 @@ def test_a_wait_past_the_header_read_timeout_is_refused(serve: Any, engine: str)
         assert _text(c, c.request("/started")) == "a"
     finally:
         c.close()
+
+
+def test_a_lost_connection_leaves_the_queue(serve: Any, engine: str) -> None:
+    # Its parked streams' entries leave ctx.waiting: the slot A frees goes to the stream on
+    # the third connection, not to the closed one (else C would wait for the timeout).
+    srv = serve(backpressure=1)
+    x, y, z = H2Client(srv.port), H2Client(srv.port), H2Client(srv.port)
+    try:
+        for c in (y, z):
+            # a first request makes each an HTTP/2 connection while a slot is free (an h2c
+            # preface is read through HTTP/1's sniffing, which parks whole connections)
+            assert _text(c, c.request("/started")) == ""
+        a = x.request("/run?id=a&s=0", method="POST", body=b"x", end=False)
+        x.until(lambda c: bool(c.of(ev.WindowUpdated)), timeout=1)
+        y.request("/run?id=b&s=0")
+        y.request("/run?id=b2&s=0")
+        time.sleep(0.2)  # both parked
+        y.close()
+        time.sleep(0.2)  # the close is seen
+        d = z.request("/run?id=c&s=0")
+        time.sleep(0.2)  # parked behind A
+        x.c.send_data(a, b"", end_stream=True)
+        x.flush()
+        assert _text(x, a) == "1 1"
+        assert _text(z, d) == "0 1"
+        assert _text(z, z.request("/started")) == "a,c"
+    finally:
+        for c in (x, y, z):
+            c.close()
