@@ -522,9 +522,7 @@ def option_names() -> list[str]:
 
 _ANY = None
 
-NOT_IMPLEMENTED: dict[str, Callable[[Any], bool] | None] = {
-    "http2_adaptive_window": _ANY,
-}
+NOT_IMPLEMENTED: dict[str, Callable[[Any], bool] | None] = {}
 
 
 # --------------------------------------------------------------------------------------------

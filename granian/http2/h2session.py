@@ -31,7 +31,7 @@ from h2.events import (
     WindowUpdated,
 )
 from h2.exceptions import H2Error as H2LibError
-from h2.exceptions import ProtocolError, StreamClosedError
+from h2.exceptions import NoSuchStreamError, ProtocolError, StreamClosedError
 from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 
@@ -526,14 +526,20 @@ class H2LibSession:
             self._ack(stream_id, n)
 
     def set_local_window(self, stream_id: int, size: int) -> None:
-        """Grow our receive window of a stream (0: the connection) to `size`; h2 cannot shrink."""
+        """Grow our receive window of a stream (0: the connection) to `size`; h2 cannot shrink.
+        A stream that is gone is left alone, as nghttp2 does."""
         c = self._c
-        if stream_id:
-            current = c.remote_flow_control_window(stream_id)
-        else:
-            current = c.inbound_flow_control_window
-        if size > current:
-            c.increment_flow_control_window(size - current, stream_id=stream_id or None)
+        if self._closed:
+            return
+        try:
+            if stream_id:
+                current = c.remote_flow_control_window(stream_id)
+            else:
+                current = c.inbound_flow_control_window
+            if size > current:
+                c.increment_flow_control_window(size - current, stream_id=stream_id or None)
+        except NoSuchStreamError:  # StreamClosedError too (its subclass)
+            pass
 
     def remote_window(self, stream_id: int = 0) -> int:
         c = self._c

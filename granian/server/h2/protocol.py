@@ -14,6 +14,10 @@ HTTP/1.1 keep-alive connection is closed; and a stream whose response is held at
 window (the peer never opens it) is reset, which the engine leaves to us (docs/internals.md
 §9). A graceful stop sends GOAWAY with the last stream id, lets the open streams finish, then
 closes (RFC 9113 §6.8).
+
+`--backpressure` counts streams as HTTP/1 counts requests (`ctx.active`): a stream past the
+cap is parked and started when a slot frees (`_park`, `unpark`); `--http2-adaptive-window`
+is granian.server.h2.window's.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from ...http2 import (
     DATA,
     NO_ERROR,
     PING_ACK,
+    REFUSED_STREAM,
     REQUEST,
     RESET,
     TRAILERS,
@@ -49,6 +54,7 @@ if TYPE_CHECKING:
     from ..tls import TLSExtension
 
 from .stream import H2Stream, response_fields
+from .window import BDP_PING, AdaptiveWindow
 
 __all__ = ["H2Protocol", "H2Server"]
 
@@ -91,6 +97,7 @@ class H2Server:
         # --http2-keep-alive-interval (ms, None: off) and --http2-keep-alive-timeout (s)
         self.ping_interval = None if opts.keep_alive_interval is None else opts.keep_alive_interval / 1000.0
         self.ping_timeout = float(opts.keep_alive_timeout)
+        self.adaptive_window = opts.adaptive_window
         # WSGI: several cookie fields become one, joined with "; " (RFC 9113 §8.2.3: HTTP/2
         # may split the cookie field; a CGI environ has a single HTTP_COOKIE).
         self.join_cookies = interface == "wsgi"
@@ -155,6 +162,8 @@ class H2Protocol(asyncio.Protocol):
         "_tls_info",
         "_proxy",
         "_upgraded",
+        "_parked",
+        "_bdp",
     )
 
     def __init__(
@@ -195,6 +204,16 @@ class H2Protocol(asyncio.Protocol):
         self._proxy: Any = None
         # h2c Upgrade (RFC 7540 §3.2): the HTTP/1.1 request, answered as stream 1
         self._upgraded = upgraded
+        # --backpressure: streams past the worker's cap, in arrival order, with the loop time
+        # they arrived (see _park)
+        self._parked: dict[int, tuple[H2Stream, float]] = {}
+        # --http2-adaptive-window (granian.server.h2.window); None: off
+        self._bdp: AdaptiveWindow | None = None
+        if srv.adaptive_window:
+            cfg = srv.config
+            self._bdp = AdaptiveWindow(
+                self, cfg.initial_stream_window_size, cfg.initial_connection_window_size
+            )
 
     # ---------------------------------------------------------------- transport callbacks
 
@@ -239,6 +258,8 @@ class H2Protocol(asyncio.Protocol):
         self._cancel_pings()
         for st in list(self.streams.values()):
             st.lost()
+        if self._parked:
+            self._drop_parked()
         for st in self._watchers:
             st.lost()
         self._watchers.clear()
@@ -266,21 +287,30 @@ class H2Protocol(asyncio.Protocol):
                     st = streams.get(ev[1])
                     if st is not None:
                         st.data(ev[2], ev[3], ev[4])
-                    elif ev[4]:
-                        self.session.consume(ev[1], ev[4])  # a body nobody reads any more
+                    else:
+                        self._orphan_data(ev[1], ev[2], ev[3], ev[4])
+                    if self._bdp is not None and ev[4]:
+                        self._bdp.data(ev[1], ev[4], ev[3])
                 elif kind == TRAILERS:
                     # Request trailers end the body; no interface passes them on.
                     st = streams.get(ev[1])
                     if st is not None:
                         st.data(b"", True, 0)
+                    else:
+                        self._orphan_data(ev[1], b"", True, 0)
                 elif kind == RESET:
                     st = streams.get(ev[1])
                     if st is not None:
                         st.lost()
+                    elif ev[1] in self._parked:
+                        self._drop_parked(ev[1])
                     else:
                         self._tail.pop(ev[1], None)
                 elif kind == PING_ACK:
-                    if self._ping_deadline is not None:
+                    if ev[1] == BDP_PING:
+                        if self._bdp is not None:
+                            self._bdp.ack()
+                    elif self._ping_deadline is not None:
                         self._ping_deadline.cancel()
                         self._ping_deadline = None
                         self._ping_handle = self.ctx.loop.call_later(
@@ -335,10 +365,13 @@ class H2Protocol(asyncio.Protocol):
         if self._proxy is not None:
             self._forwarded(cycle, headers)
         st.cycle = cycle
-        self.streams[sid] = st
-        ctx.active += 1
         if ctx.on_complete is not None:
             cycle.t0 = perf_counter()
+        if ctx.active >= ctx.backpressure:
+            self._park(st)
+            return
+        self.streams[sid] = st
+        ctx.active += 1
         coro = ctx.handler(cycle)
         if coro is None:
             return
@@ -346,6 +379,74 @@ class H2Protocol(asyncio.Protocol):
             start_eager(ctx.loop, coro)
         else:
             ctx.loop.create_task(coro)
+
+    def _orphan_data(self, sid: int, data: bytes, end: bool, flow: int) -> None:
+        """Body bytes for a stream not running: a parked one takes them into its cycle (its
+        credit then held past the read buffer, as for an app not reading yet); else nobody
+        reads them any more and the credit goes back at once."""
+        parked = self._parked.get(sid)
+        if parked is not None:
+            parked[0].data(data, end, flow)
+        elif flow:
+            self.session.consume(sid, flow)
+
+    # ---------------------------------------------------------------- --backpressure
+
+    def _park(self, st: H2Stream) -> None:
+        """The worker runs `--backpressure` requests already: the stream waits, in arrival
+        order, with one entry in `ctx.waiting` per parked stream (the HTTP/1 precedent parks
+        the connection there), and starts in `unpark` when `ctx.release` frees a slot. Not
+        REFUSED_STREAM: not every client retries one (RFC 9113 §8.7 allows it, no more)."""
+        now = self.ctx.now
+        self._parked[st.sid] = (st, now)
+        self.ctx.waiting.append(self)
+        # The wait is bounded as a parked HTTP/1 connection's is, by the header-read timeout
+        # (_parked_timeout): the body credit a parked upload holds is connection credit too,
+        # and unbounded it could stall this connection's running uploads for good.
+        if now < self.waiting_since:
+            self.waiting_since = now
+
+    def unpark(self) -> None:
+        """A slot is free (`ServerContext.release`): start the oldest parked stream."""
+        parked = self._parked
+        if self.lost or not parked:
+            return
+        ctx = self.ctx
+        if ctx.active >= ctx.backpressure:
+            # A stream that arrived meanwhile took the slot: keep our place in the queue.
+            ctx.waiting.appendleft(self)
+            return
+        sid = next(iter(parked))
+        st = parked.pop(sid)[0]
+        cycle = st.cycle
+        if cycle is None:  # gone meanwhile (cannot happen: _drop_parked removes it)
+            return
+        self.streams[sid] = st
+        ctx.active += 1
+        coro = ctx.handler(cycle)
+        if coro is not None:
+            ctx.loop.create_task(coro)
+        self.schedule_flush()
+
+    def _drop_parked(self, sid: int | None = None) -> None:
+        """Parked streams that will not run (RST_STREAM from the peer: `sid`; the connection
+        lost: all of them): out of the queue, their cycles see a disconnect."""
+        waiting = self.ctx.waiting
+        sids = list(self._parked) if sid is None else [sid]
+        for s in sids:
+            st = self._parked.pop(s)[0]
+            try:
+                waiting.remove(self)  # any one of our entries: they are interchangeable
+            except ValueError:
+                pass
+            st.lost()  # not in `streams`: stream_done leaves `ctx.active` alone
+        if not self.streams and not self._parked:
+            # idle from now: the idle timer must not count the time the streams waited
+            self._idle_since = self.ctx.now
+
+    def open_stream_ids(self) -> list[int]:
+        """The streams that may still receive body bytes: running and parked."""
+        return [*self.streams, *self._parked]
 
     def _serve_upgraded(self, cycle: Cycle) -> None:
         """The h2c Upgrade's request (RFC 7540 §3.2): its response goes out on stream 1, which
@@ -437,7 +538,7 @@ class H2Protocol(asyncio.Protocol):
         tail = self._tail
         if done or tail:
             self._track_tail(done, tail)
-        if self._closing and not self.streams and not tail:
+        if self._closing and not self.streams and not tail and not self._parked:
             self._close()
 
     def _track_tail(self, done: list[int], tail: dict[int, float]) -> None:
@@ -488,7 +589,10 @@ class H2Protocol(asyncio.Protocol):
         connection with GOAWAY; reset the streams held at a zero window that long."""
         ctx = self.ctx
         deadline = ctx.now - ctx.header_read_timeout
-        if not self.streams and not self._tail:
+        parked = self._parked
+        if parked:
+            self._parked_timeout(deadline)
+        if not self.streams and not self._tail and not parked:
             if self._idle_since < deadline or self._closing:
                 self.waiting_since = _NEVER
                 self._closing = True
@@ -510,7 +614,9 @@ class H2Protocol(asyncio.Protocol):
             since = min(since, st.stall_since)
         for t in tail.values():
             since = min(since, t)
-        if not self.streams and not tail:
+        if parked:
+            since = min(since, next(iter(parked.values()))[1])
+        if not self.streams and not tail and not parked:
             since = min(since, self._idle_since)
         self.waiting_since = since
         self.flush()
@@ -524,9 +630,14 @@ class H2Protocol(asyncio.Protocol):
         self.session.goaway(NO_ERROR)
         self.flush()
 
-    def unpark(self) -> None:
-        # HTTP/2 connections are never parked: SETTINGS_MAX_CONCURRENT_STREAMS bounds each.
-        return None
+    def _parked_timeout(self, deadline: float) -> None:
+        """Streams parked longer than the header-read timeout: RST_STREAM REFUSED_STREAM,
+        which tells the client no part of the request was processed (RFC 9113 §8.7), as a
+        parked HTTP/1 connection gets its 408 and close."""
+        late = [sid for sid, (_, since) in self._parked.items() if since < deadline]
+        for sid in late:
+            self.session.reset(sid, REFUSED_STREAM)
+            self._drop_parked(sid)
 
     # ---------------------------------------------------------------- keep-alive PINGs
 
