@@ -76,6 +76,12 @@ _QMARK = 0x3F  # "?" as an int: `in` is then a memchr
 _HOST = b"host"
 _COOKIE = b"cookie"
 _PING = struct.Struct(">Q")
+# The graceful stop's round-trip probe: top bit set like window.BDP_PING, low bit told apart
+# (keep-alive PINGs count up from 1 with the top bit clear).
+_DRAIN_PING = _PING.pack((1 << 63) | 1)
+# Longest wait for that PING's ack before the final GOAWAY goes anyway (a peer that does not
+# answer PINGs): RFC 9113 §6.8 asks for "at least one round-trip time".
+_NOTICE_WAIT = 1.0
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
 
 
@@ -158,6 +164,7 @@ class H2Protocol(asyncio.Protocol):
         "_ping_handle",
         "_ping_deadline",
         "_ping_n",
+        "_notice",
         "_ssl_object",
         "_tls_info",
         "_proxy",
@@ -199,6 +206,8 @@ class H2Protocol(asyncio.Protocol):
         self._ping_handle: asyncio.TimerHandle | None = None
         self._ping_deadline: asyncio.TimerHandle | None = None
         self._ping_n = 0
+        # a graceful stop's first GOAWAY is out and its final one not yet: the timer that sends it
+        self._notice: asyncio.TimerHandle | None = None
         self._ssl_object: SSLObject | None = None
         self._tls_info: TLSExtension | None = None
         self._proxy: Any = None
@@ -256,6 +265,9 @@ class H2Protocol(asyncio.Protocol):
                 m.conn_err += 1
         self.waiting_since = _NEVER
         self._cancel_pings()
+        if self._notice is not None:
+            self._notice.cancel()
+            self._notice = None
         for st in list(self.streams.values()):
             st.lost()
         if self._parked:
@@ -310,6 +322,8 @@ class H2Protocol(asyncio.Protocol):
                     if ev[1] == BDP_PING:
                         if self._bdp is not None:
                             self._bdp.ack()
+                    elif ev[1] == _DRAIN_PING:
+                        self._final_goaway()
                     elif self._ping_deadline is not None:
                         self._ping_deadline.cancel()
                         self._ping_deadline = None
@@ -538,7 +552,7 @@ class H2Protocol(asyncio.Protocol):
         tail = self._tail
         if done or tail:
             self._track_tail(done, tail)
-        if self._closing and not self.streams and not tail and not self._parked:
+        if self._closing and not self.streams and not tail and not self._parked and self._notice is None:
             self._close()
 
     def _track_tail(self, done: list[int], tail: dict[int, float]) -> None:
@@ -596,6 +610,9 @@ class H2Protocol(asyncio.Protocol):
             if self._idle_since < deadline or self._closing:
                 self.waiting_since = _NEVER
                 self._closing = True
+                if self._notice is not None:  # a stop's notice: this GOAWAY is its final one
+                    self._notice.cancel()
+                    self._notice = None
                 self.session.goaway(NO_ERROR)
                 self.flush()
                 self._close()
@@ -622,11 +639,28 @@ class H2Protocol(asyncio.Protocol):
         self.flush()
 
     def shutdown(self) -> None:
-        """Graceful stop: GOAWAY with the last stream id; open streams finish, then close."""
+        """Graceful stop in two GOAWAYs (RFC 9113 §6.8): first one with 2^31-1, so the streams
+        the client opens while it is on its way are still served, with a PING before it; once
+        that PING is answered (one round trip; at most `_NOTICE_WAIT`), the GOAWAY with the
+        last stream id. Open streams finish, then the connection closes."""
         if self._closing or self.lost:
             return
         self._closing = True
         self._cancel_pings()
+        # the PING goes first: a client library that stops reading at a GOAWAY still acks it
+        self.session.ping(_DRAIN_PING)
+        self.session.shutdown_notice()
+        self._notice = self.ctx.loop.call_later(_NOTICE_WAIT, self._final_goaway)
+        self.flush()
+
+    def _final_goaway(self) -> None:
+        notice = self._notice
+        if notice is None:
+            return
+        notice.cancel()
+        self._notice = None
+        if self.lost:
+            return
         self.session.goaway(NO_ERROR)
         self.flush()
 
