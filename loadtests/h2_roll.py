@@ -12,8 +12,9 @@ after, and the master's roll log. The machine-wide lock of run.py is held for th
 h2load (Debian nghttp2-client) is installed with apt-get when missing, as setup.sh does.
 
 How h2load (nghttp2 1.52, Debian's) behaves in a roll, as seen in its output. The draining
-worker sends GOAWAY(NO_ERROR, last stream id = the last stream it took), finishes the streams
-up to that id, then closes (RFC 9113 §6.8). h2load never resends a request and never
+worker sends a PING and GOAWAY(NO_ERROR, 2^31-1), then, at the PING's ack (0.2 s at least, 1 s
+at most), GOAWAY(NO_ERROR, last stream id = the last stream it took), finishes the streams up
+to that id, then closes (RFC 9113 §6.8). h2load never resends a request and never
 reconnects a client after a GOAWAY:
 - its streams above the last stream id (sent while the GOAWAY was on its way) are closed by
   its nghttp2 session with REFUSED_STREAM: each is counted "failed" AND "errored" (never
