@@ -335,15 +335,19 @@ class H2Protocol(asyncio.Protocol):
                             self.srv.ping_interval or 1.0, self._ping
                         )
                 elif kind == CLOSE:
-                    # The session reads no more (a flood, a protocol error): write its GOAWAY
-                    # and close; the streams in flight end as disconnects.
+                    # The session reads no more (a flood, a protocol error, or the end of a
+                    # graceful stop): write its GOAWAY and close, staged as every close is (a
+                    # reset would lose the GOAWAY); the streams in flight end as disconnects.
                     m = self.ctx.metrics
-                    if m is not None:
+                    if m is not None and ev[1] != NO_ERROR:
                         m.conn_err += 1
                     self._closing = True
+                    if self._notice is not None:
+                        self._notice.cancel()
+                        self._notice = None
                     self._batch = False
                     self.flush()
-                    self.transport.close()
+                    self._close()
                     return
                 # GOAWAY from the peer: it opens no more streams; ours finish. SETTINGS_ACK:
                 # nothing to do.
