@@ -3,8 +3,9 @@
 One `Cycle` object per request, on any protocol. It keeps what is protocol-neutral: the body
 queue, the waiters, disconnect, fail and abort. The framing goes through its carrier
 (`granian._types.Carrier`): the HTTP/1 connection (granian.server.h1) does Content-Length or
-chunked framing and `100 Continue`; an HTTP/2 stream will do DATA frames and END_STREAM. The
-adapters see it as `granian._types.RequestCycle` and never import this module.
+chunked framing and `100 Continue`; an HTTP/2 stream (granian.server.h2) does HEADERS, DATA
+and END_STREAM, and `:status 100` as an interim HEADERS. The adapters see it as
+`granian._types.RequestCycle` and never import this module.
 
 Interface adapters never touch transports or parser objects;
 they read the request from the cycle's attributes, read the body with `read()`, and answer with
@@ -282,7 +283,7 @@ class Cycle:
             carrier = self._carrier
             if carrier is None or self.disconnected:
                 return None
-            carrier.want_body(self)  # HTTP/1: `100 Continue` on the first wait (RFC 9110 §10.1.1)
+            carrier.want_body(self)  # `100 Continue` on the first wait (RFC 9110 §10.1.1)
             waiter = asyncio.get_running_loop().create_future()
             self._read_waiter = waiter
             try:

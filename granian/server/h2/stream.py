@@ -202,9 +202,9 @@ class H2Stream:
     def want_body(self, cycle: Cycle) -> None:
         # `100 Continue` (RFC 9110 §10.1.1; on HTTP/2 an interim HEADERS, RFC 9113 §8.1) once,
         # on the app's first wait for body, and only while no response has started: a client
-        # that waits for it before sending its body (curl does, for a second) goes ahead at
-        # once, and one whose request the app answers without reading never gets it, as on
-        # HTTP/1.1 (H1Carrier.want_body). The cycle calls this only while body is expected.
+        # that holds its body back until then (RFC 9110 §10.1.1 lets it wait a while) goes
+        # ahead at once, and one whose request the app answers without reading never gets it,
+        # as on HTTP/1.1 (H1Carrier.want_body). The cycle calls this only while body is due.
         if self._asked:
             return
         self._asked = True
