@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -302,6 +303,29 @@ def test_trailers_after_the_last_is_already_finished(server: tuple[ServerProc, P
     c.close()
     lines = events.read_text().splitlines()
     assert lines.count("twice: ASGI flow error: Response already finished") == 2
+
+
+def test_trailers_after_the_client_left_are_ignored(server: tuple[ServerProc, Path]) -> None:
+    srv, events = server
+    before = events.read_text().count("gone: ignored") if events.exists() else 0
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+        s.sendall(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(5)
+        assert b"first" in s.recv(65536) or b"first" in s.recv(65536)
+    c = H2Client(srv.port)
+    sid = c.request("/gone")
+    assert c.until(lambda c: bool(c.of(ev.DataReceived, sid)))
+    c.c.reset_stream(sid)
+    c.flush()
+    c.get("/scope")  # the connection goes on; the app's task has had its turns
+    c.close()
+    lines = []
+    for _ in range(50):  # the app writes its line once the disconnect reached it
+        lines = events.read_text().splitlines() if events.exists() else []
+        if lines.count("gone: ignored") >= before + 2:
+            break
+        time.sleep(0.1)
+    assert lines.count("gone: ignored") == before + 2, lines
 
 
 # ---------------------------------------------------------------- the worker's log (last)

@@ -15,6 +15,8 @@ Trailers (`http.response.start` with `trailers: True`, then `http.response.trail
 - `/early`: trailers before the last body message;
 - `/unstarted`: trailers as the first message;
 - `/forgot`: the body ends, the app returns without sending the trailers;
+- `/gone`: streams a first piece, waits for `http.disconnect`, then ends the body and sends
+  the trailers (both ignored: "gone: ignored" in $TRAILERS_EVENTS);
 - `/twice`: a second `http.response.trailers` after the last one (the app answers the error in
   $TRAILERS_EVENTS, the response is already complete).
 
@@ -173,6 +175,18 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send(_trailers(TRAILERS))
         except RuntimeError as exc:
             _event(f"twice: {exc}")
+    elif path == "/gone":
+        await send(_start())
+        await send(_body(b"first", more=True))
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        try:
+            await send(_body(b"late"))
+            await send(_trailers(TRAILERS))
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            _event(f"gone: {exc!r}")
+        else:
+            _event("gone: ignored")
     # ------------------------------------------------------------ 100 Continue
     elif path == "/read":
         await asyncio.wait_for(_gate(query["key"][0]).wait(), 10)
