@@ -288,7 +288,10 @@ class _HTTP:
             headers = without_framing(self.headers)
             headers.append((b"content-length", str(size).encode()))
             try:
-                cycle.start(self.status, headers, trailers=trailers)
+                if trailers:
+                    cycle.start(self.status, headers, trailers=True)
+                else:
+                    cycle.start(self.status, headers)
             except (TypeError, ValueError):
                 raise RuntimeError(_UNSUPPORTED) from None
             try:
