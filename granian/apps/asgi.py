@@ -202,7 +202,7 @@ class _HTTP:
         self.state = _T_STARTED
         if headers and _is_event_stream(headers):
             try:
-                self.cycle.start(status, headers, flush=True, trailers=True)
+                self.cycle.start_trailers(status, headers, flush=True)
             except (TypeError, ValueError):
                 self.state = _IDLE
                 raise RuntimeError(_UNSUPPORTED) from None
@@ -214,7 +214,7 @@ class _HTTP:
             raise RuntimeError(_UNSUPPORTED)
         if self.state == _T_STARTED:
             try:
-                self.cycle.start(self.status, self.headers, trailers=True)
+                self.cycle.start_trailers(self.status, self.headers)
             except (TypeError, ValueError):
                 self.state = _IDLE
                 raise RuntimeError(_UNSUPPORTED) from None
@@ -279,7 +279,7 @@ class _HTTP:
             file = open(path, "rb")  # noqa: SIM115 - closed below, after the await
         except OSError:
             if trailers:
-                cycle.start(404, (), trailers=True)
+                cycle.start_trailers(404, ())
             else:
                 cycle.respond(404, (), b"")
             return
@@ -289,7 +289,7 @@ class _HTTP:
             headers.append((b"content-length", str(size).encode()))
             try:
                 if trailers:
-                    cycle.start(self.status, headers, trailers=True)
+                    cycle.start_trailers(self.status, headers)
                 else:
                     cycle.start(self.status, headers)
             except (TypeError, ValueError):

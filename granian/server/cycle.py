@@ -75,10 +75,11 @@ TypeError before anything is written (the adapter turns that into its own error)
 
 - `respond(status, headers, body=b'')`: the whole response, written with ONE transport write;
   completes the cycle.
-- `start(status, headers, flush=False, trailers=False)`: begins a streamed response. The head
-  is held back and sent together with the first `write()`, unless `flush=True` (e.g.
-  `text/event-stream`). `trailers=True`: the response will end with `finish_trailers()`; on
-  HTTP/1.1 it is then chunked even when the app gave a `content-length` (see there).
+- `start(status, headers, flush=False)`: begins a streamed response. The head is held back and
+  sent together with the first `write()`, unless `flush=True` (e.g. `text/event-stream`).
+- `start_trailers(status, headers, flush=False)`: `start()` for a response that will end with
+  `finish_trailers()`: on HTTP/1.1 it is chunked even when the app gave a `content-length` (see
+  there). A method of its own, so `start()`, on every streamed response, tests nothing more.
 - `await write(data)`: one piece of the streamed body; awaits while the transport's write buffer
   is above its high-water mark (backpressure). Raises `ClientDisconnected` (a
   `ConnectionResetError`) once the client is gone.
@@ -87,7 +88,7 @@ TypeError before anything is written (the adapter turns that into its own error)
   raw); uses the kernel's sendfile through `loop.sendfile` where the loop and transport support
   it, and positioned reads + writes (with backpressure) otherwise. Raises `ClientDisconnected`.
 - `finish()`: ends a streamed response (the terminating chunk); completes the cycle.
-- `finish_trailers(headers)`: ends a response started with `trailers=True` with a trailer
+- `finish_trailers(headers)`: ends a response begun with `start_trailers()` with a trailer
   section (RFC 9110 §6.5); completes the cycle. HTTP/1.1: after the last chunk (RFC 9112
   §7.1.2), so such a response is chunked and an app's `content-length` is dropped (a message
   with transfer coding must not carry one, RFC 9112 §6.2, and the receiver would ignore it,
@@ -228,7 +229,7 @@ class Cycle:
     _body_size = 0
     _read_waiter: asyncio.Future[None] | None = None
     _done_waiter: asyncio.Future[None] | None = None
-    _trailers = False  # start(trailers=True): the response ends with finish_trailers()
+    _trailers = False  # start_trailers(): the response ends with finish_trailers()
     # Per-request values with a common default, stored only when they differ.
     http_version = "1.1"
 
@@ -357,17 +358,26 @@ class Cycle:
             return
         carrier.send_response(self, status, headers, body)
 
-    def start(self, status: int, headers: Headers, flush: bool = False, trailers: bool = False) -> None:
+    def start(self, status: int, headers: Headers, flush: bool = False) -> None:
         if self.response_started:
             raise RuntimeError("response already started")
-        if trailers:
-            self._trailers = True
         carrier = self._carrier
         if carrier is None:
             self.response_started = True
             self.status = status
             return
-        carrier.send_head(self, status, headers, flush, trailers)
+        carrier.send_head(self, status, headers, flush)
+
+    def start_trailers(self, status: int, headers: Headers, flush: bool = False) -> None:
+        if self.response_started:
+            raise RuntimeError("response already started")
+        self._trailers = True
+        carrier = self._carrier
+        if carrier is None:
+            self.response_started = True
+            self.status = status
+            return
+        carrier.send_head_trailers(self, status, headers, flush)
 
     async def write(self, data: bytes) -> None:
         carrier = self._carrier
@@ -439,7 +449,7 @@ class Cycle:
         if not self.response_started:
             raise RuntimeError("response not started")
         if not self._trailers:
-            raise RuntimeError("response not started with trailers")
+            raise RuntimeError("response not begun with start_trailers()")
         fields = trailer_fields(headers)
         carrier = self._carrier
         if carrier is None:

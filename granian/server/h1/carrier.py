@@ -143,23 +143,17 @@ class H1Carrier(H1State):
             cycle.bytes_sent = len(body)
             self.complete(cycle, head, body)
 
-    def send_head(
-        self, cycle: Cycle, status: int, headers: Headers, flush: bool, trailers: bool = False
-    ) -> None:
-        if (
-            trailers
-            and self._minor
-            and not self._is_head
-            and 200 <= status
-            and status != 204
-            and status != 304
-        ):
+    def send_head_trailers(self, cycle: Cycle, status: int, headers: Headers, flush: bool) -> None:
+        if self._minor and not self._is_head and 200 <= status and status != 204 and status != 304:
             # The trailers need chunked framing (RFC 9112 §7.1.2), and a chunked message must
             # not carry a content-length (§6.2; a receiver would ignore it, §6.3): the app's
             # length is dropped and the body chunked, rather than the trailers dropped. On
             # HTTP/1.0 and for responses without a body the trailers are what is dropped
             # (send_trailers), so the length stays.
             headers = _without_length(headers)
+        self.send_head(cycle, status, headers, flush)
+
+    def send_head(self, cycle: Cycle, status: int, headers: Headers, flush: bool) -> None:
         if not cycle._body_eof and self.unread_too_large():
             cycle.keep_alive = False
         head, framing, keep = build_head(status, headers, -1, self._minor, cycle.keep_alive, self._is_head)

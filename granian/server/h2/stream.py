@@ -230,11 +230,12 @@ class H2Stream:
             cycle.bytes_sent = len(body)
         self._complete(cycle)
 
-    def send_head(
-        self, cycle: Cycle, status: int, headers: Headers, flush: bool, trailers: bool = False
-    ) -> None:
-        # `trailers` changes nothing here: HTTP/2 frames any body the same way, and an app's
-        # content-length may go with trailers (RFC 9113 §8.1).
+    def send_head_trailers(self, cycle: Cycle, status: int, headers: Headers, flush: bool) -> None:
+        # The head is the same: HTTP/2 frames any body alike, and an app's content-length may
+        # go with trailers (RFC 9113 §8.1).
+        self.send_head(cycle, status, headers, flush)
+
+    def send_head(self, cycle: Cycle, status: int, headers: Headers, flush: bool) -> None:
         fields = response_fields(headers, -1)
         self._no_body = _no_body(status, self._is_head)
         cycle.response_started = True
