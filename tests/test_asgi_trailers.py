@@ -145,6 +145,7 @@ def test_advertised_on_http1_and_h2(server: tuple[ServerProc, Path]) -> None:
     ("path", "body"),
     [
         ("/stream", b"one,two,three"),
+        ("/big", b"x" * 200000),
         ("/whole", b"whole"),
         ("/empty", b""),
         ("/sse", b"data: hi\n\n"),
@@ -215,6 +216,7 @@ def test_h2_trailers_before_any_start_is_a_500(server: tuple[ServerProc, Path]) 
     ("path", "body"),
     [
         ("/stream", b"one,two,three"),
+        ("/big", b"x" * 200000),
         ("/whole", b"whole"),  # the app's content-length is dropped: chunked carries the trailers
         ("/empty", b""),
         ("/sse", b"data: hi\n\n"),

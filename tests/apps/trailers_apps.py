@@ -4,6 +4,7 @@
 Trailers (`http.response.start` with `trailers: True`, then `http.response.trailers`):
 - `/scope`: the scope's `http_version` and extension names, as JSON;
 - `/stream`: three body pieces, then two trailer messages (`more_trailers` True, then False);
+- `/big`: 200,000 bytes in four pieces (more than the peer's initial window), then the trailers;
 - `/whole`: one final body with the app's own `content-length`, then the trailers;
 - `/empty`: a final empty body, then the trailers;
 - `/sse`: `text/event-stream` (the head is flushed at start), one event, then the trailers;
@@ -111,6 +112,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send(_body(b""))
         await send(_trailers(TRAILERS[:1], more=True))
         await send(_trailers(TRAILERS[1:]))
+    elif path == "/big":
+        await send(_start())
+        for _ in range(4):
+            await send(_body(b"x" * 50000, more=True))
+        await send(_body(b""))
+        await send(_trailers(TRAILERS))
     elif path == "/whole":
         await send(_start(headers=[(b"content-type", b"text/plain"), (b"content-length", b"5")]))
         await send(_body(b"whole"))
