@@ -4,7 +4,8 @@
   protocol. The server's cycle core (granian.server.cycle.Cycle) implements it; HTTP/1 and
   HTTP/2 differ only in the `Carrier` underneath.
 - `Carrier`: the protocol framing a cycle core writes through (HTTP/1: Content-Length or
-  chunked, `100 Continue`; HTTP/2: HEADERS, DATA, END_STREAM).
+  chunked, `100 Continue`, trailers after the last chunk; HTTP/2: HEADERS, DATA, END_STREAM,
+  interim `:status 100`, trailing HEADERS).
 - `Connection`: what the per-loop ServerContext needs of any connection (timeouts, graceful
   shutdown, backpressure unparking), whatever its protocol.
 - `Adapter` / `Handler`: the interface adapters the worker builds (ASGI, RSGI, WSGI).
@@ -30,6 +31,7 @@ __all__ = [
     "HTTPRequestEvent",
     "HTTPResponseBodyEvent",
     "HTTPResponseStartEvent",
+    "HTTPResponseTrailersEvent",
     "Handler",
     "Headers",
     "RequestCycle",
@@ -72,9 +74,11 @@ class RequestCycle(Protocol):
     async def wait_disconnect(self, until_done: bool = False) -> None: ...
     def respond(self, status: int, headers: Headers, body: bytes = b"") -> None: ...
     def start(self, status: int, headers: Headers, flush: bool = False) -> None: ...
+    def start_trailers(self, status: int, headers: Headers, flush: bool = False) -> None: ...
     async def write(self, data: bytes) -> None: ...
     async def sendfile(self, file: IO[bytes], offset: int, count: int) -> None: ...
     def finish(self) -> None: ...
+    def finish_trailers(self, headers: Headers) -> None: ...
     def fail(self, exc: BaseException | None = None) -> None: ...
     def abort(self) -> None: ...
 
@@ -99,7 +103,10 @@ class Carrier(Protocol):
     buffer is over its high-water mark (the cycle then awaits `drain()`), 2 when the transport
     is already closing (the client is gone). `file_mode` says how a file body goes out: 0 as
     data pieces (`send_data`), 1 raw through `send_file` (zero-copy where the transport allows),
-    2 not at all (a response without a body: HEAD, 204, 304)."""
+    2 not at all (a response without a body: HEAD, 204, 304). `send_head_trailers` is
+    `send_head` for a response that ends with `send_trailers(fields)` (fields already checked
+    and normalised by the cycle: lower-case bytes names, none forbidden in trailers) rather
+    than `end()`; a carrier that cannot carry them there ends the response as `end()` does."""
 
     body_paused: bool
     scheme: str
@@ -112,8 +119,10 @@ class Carrier(Protocol):
 
     def send_response(self, cycle: Any, status: int, headers: Headers, body: bytes) -> None: ...
     def send_head(self, cycle: Any, status: int, headers: Headers, flush: bool) -> None: ...
+    def send_head_trailers(self, cycle: Any, status: int, headers: Headers, flush: bool) -> None: ...
     def send_data(self, cycle: Any, data: bytes) -> int: ...
     def end(self, cycle: Any) -> None: ...
+    def send_trailers(self, cycle: Any, fields: list[tuple[bytes, bytes]]) -> None: ...
     def send_error(self, cycle: Any, status: int, body: bytes) -> None: ...
     def abort(self, cycle: Any) -> None: ...
     async def drain(self) -> None: ...
@@ -183,6 +192,12 @@ class HTTPResponseBodyEvent(TypedDict, total=False):
     type: Literal["http.response.body"]
     body: bytes
     more_body: bool
+
+
+class HTTPResponseTrailersEvent(TypedDict, total=False):
+    type: Literal["http.response.trailers"]
+    headers: Iterable[tuple[bytes, bytes]]
+    more_trailers: bool
 
 
 class HTTPDisconnectEvent(TypedDict):

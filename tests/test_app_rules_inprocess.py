@@ -585,7 +585,7 @@ def test_asgi_scope(fake_cycle: type[FakeCycle]) -> None:
     assert one["headers"] == headers and one["http_version"] == "1.0" and one["method"] == "GET"
     assert one["client"] == ("127.0.0.1", 40000) and one["server"] == ("127.0.0.1", 8000)
     assert one["root_path"] == "/root" and one["scheme"] == "http"
-    assert one["extensions"] == {"http.response.pathsend": {}}
+    assert one["extensions"] == {"http.response.pathsend": {}, "http.response.trailers": {}}
     assert two["state"] == {"mine": True} and two["state"] is not one["state"]
     assert (two["scheme"], two["client"], two["server"]) == ("https", None, None)
 

@@ -42,7 +42,7 @@ def test_scope(client: httpx.Client, asgi_server: ServerProc) -> None:
     assert scope["client"][0] == "127.0.0.1" and isinstance(scope["client"][1], int)
     assert scope["server"] == ["127.0.0.1", asgi_server.port]
     assert scope["state"] == {"counter": "from-lifespan"}
-    assert scope["extensions"] == {"http.response.pathsend": {}}
+    assert scope["extensions"] == {"http.response.pathsend": {}, "http.response.trailers": {}}
 
 
 def test_path_decoding(asgi_server: ServerProc) -> None:

@@ -246,7 +246,7 @@ def test_asgi_https_scope_and_tls_extension(serve: Any, pki: PKI, loop: str) -> 
     wait_https(srv, ctx)
     got = get_json(srv, ctx)
     assert got["scheme"] == "https"
-    assert got["extensions"] == ["http.response.pathsend", "tls"]
+    assert got["extensions"] == ["http.response.pathsend", "http.response.trailers", "tls"]
     tls = got["tls"]
     assert tls["server_cert"] == pki.cert_leaf_pem
     assert tls["tls_version"] == 0x0304  # TLS 1.3 (RFC 8446 §4.2.1), the default minimum
@@ -289,7 +289,10 @@ def test_plain_asgi_has_no_tls_extension(serve: Any) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-    assert r.json()["scheme"] == "http" and r.json()["extensions"] == ["http.response.pathsend"]
+    assert r.json()["scheme"] == "http" and r.json()["extensions"] == [
+        "http.response.pathsend",
+        "http.response.trailers",
+    ]
 
 
 def test_forwarded_https_on_plain_tcp_has_no_tls_extension(serve: Any) -> None:
@@ -305,7 +308,10 @@ def test_forwarded_https_on_plain_tcp_has_no_tls_extension(serve: Any) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-    assert r.json()["scheme"] == "https" and r.json()["extensions"] == ["http.response.pathsend"]
+    assert r.json()["scheme"] == "https" and r.json()["extensions"] == [
+        "http.response.pathsend",
+        "http.response.trailers",
+    ]
 
 
 def test_asgi_httpx_upload_2mib(serve: Any, pki: PKI) -> None:

@@ -3,6 +3,8 @@
 Per request: one scope dict (a copy of a template), one small `_HTTP` object whose bound `receive` and
 `send` the app gets. The common shape, start + one final body, becomes `cycle.respond()`: one
 write with `content-length`. A first body with `more_body=True` switches to streaming.
+`http.response.start` with `trailers: True` (the `http.response.trailers` extension) takes
+states of its own, so the common response never tests for trailers past the start message.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ _IDLE = 0  # nothing sent yet
 _STARTED = 1  # http.response.start received, head not written (held for the first body)
 _STREAMING = 2  # head written, body streaming
 _DONE = 3
+# A response whose start said `trailers: True` (ASGI's HTTP Trailers extension): it is streamed
+# (never `respond()`: the cycle stays open for the trailers) and complete only once the last
+# `http.response.trailers` (`more_trailers` False) arrives.
+_T_STARTED = 4  # head held for the first body
+_T_STREAMING = 5  # head written, body streaming
+_T_BODY_DONE = 6  # body complete, trailers awaited
 
 
 # Header lists seen before (as tuples of their pairs) -> whether they declare an event stream.
@@ -94,6 +102,7 @@ class _HTTP:
     cycle: Cycle
     status: int
     headers: Any
+    trailer_fields: list[Any] | None = None  # http.response.trailers headers gathered so far
 
     async def receive(self) -> Message:
         cycle = self.cycle
@@ -144,6 +153,9 @@ class _HTTP:
                     self.state = _DONE
                     self.cycle.finish()
                 return
+            if state == _T_STARTED or state == _T_STREAMING:
+                await self._trailered_body(message)
+                return
             if state == _IDLE:
                 raise RuntimeError(_NOT_STARTED)
             raise RuntimeError(_ALREADY_FINISHED)
@@ -163,6 +175,9 @@ class _HTTP:
                 headers = ()
             self.status = status
             self.headers = headers
+            if "trailers" in message and message["trailers"]:
+                self._start_trailered(status, headers)
+                return
             self.state = _STARTED
             if headers and _is_event_stream(headers):
                 # Server-sent events: the client must see the head before the first event.
@@ -176,7 +191,66 @@ class _HTTP:
         if kind == "http.response.pathsend":
             await self._pathsend(message)
             return
+        if kind == "http.response.trailers":
+            self._trailers(message)
+            return
         raise RuntimeError(_UNSUPPORTED)
+
+    # ---------------------------------------------------------------- http.response.trailers
+
+    def _start_trailered(self, status: int, headers: Any) -> None:
+        self.state = _T_STARTED
+        if headers and _is_event_stream(headers):
+            try:
+                self.cycle.start_trailers(status, headers, flush=True)
+            except (TypeError, ValueError):
+                self.state = _IDLE
+                raise RuntimeError(_UNSUPPORTED) from None
+            self.state = _T_STREAMING
+
+    async def _trailered_body(self, message: Message) -> None:
+        body = message.get("body", b"")
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise RuntimeError(_UNSUPPORTED)
+        if self.state == _T_STARTED:
+            try:
+                self.cycle.start_trailers(self.status, self.headers)
+            except (TypeError, ValueError):
+                self.state = _IDLE
+                raise RuntimeError(_UNSUPPORTED) from None
+            self.state = _T_STREAMING
+        if not message.get("more_body", False):
+            self.state = _T_BODY_DONE
+        if body:
+            await self._write(bytes(body))
+
+    def _trailers(self, message: Message) -> None:
+        state = self.state
+        if state != _T_BODY_DONE:
+            if state == _IDLE:
+                raise RuntimeError(_NOT_STARTED)
+            if state == _DONE:
+                raise RuntimeError(_ALREADY_FINISHED)
+            # Not announced by `trailers: True`, or the body has not ended yet: the extension
+            # allows trailers only after the last body message.
+            raise RuntimeError(_UNSUPPORTED)
+        headers = message.get("headers", ())
+        fields = self.trailer_fields
+        if fields is None:
+            fields = self.trailer_fields = []
+        if headers is not None:
+            try:
+                fields.extend(headers)
+            except TypeError:
+                raise RuntimeError(_UNSUPPORTED) from None
+        if message.get("more_trailers", False):
+            return
+        self.state = _DONE
+        try:
+            self.cycle.finish_trailers(fields)
+        except (TypeError, ValueError):
+            # Nothing of the trailers was written; the app's error aborts the response.
+            raise RuntimeError(_UNSUPPORTED) from None
 
     async def _write(self, data: bytes) -> None:
         try:
@@ -190,31 +264,42 @@ class _HTTP:
         state = self.state
         if state == _IDLE:
             raise RuntimeError(_NOT_STARTED)
-        if state != _STARTED:
-            raise RuntimeError(_ALREADY_STARTED if state == _STREAMING else _ALREADY_FINISHED)
+        if state != _STARTED and state != _T_STARTED:
+            raise RuntimeError(
+                _ALREADY_STARTED if state == _STREAMING or state == _T_STREAMING else _ALREADY_FINISHED
+            )
         path = message.get("path")
         if not isinstance(path, (str, os.PathLike)):
             raise RuntimeError(_UNSUPPORTED)
         cycle = self.cycle
-        self.state = _DONE
+        # With `trailers: True` the file is the whole body and the trailers come next.
+        trailers = state == _T_STARTED
+        self.state = _T_BODY_DONE if trailers else _DONE
         try:
             file = open(path, "rb")  # noqa: SIM115 - closed below, after the await
         except OSError:
-            cycle.respond(404, (), b"")
+            if trailers:
+                cycle.start_trailers(404, ())
+            else:
+                cycle.respond(404, (), b"")
             return
         with file:
             size = os.fstat(file.fileno()).st_size
             headers = without_framing(self.headers)
             headers.append((b"content-length", str(size).encode()))
             try:
-                cycle.start(self.status, headers)
+                if trailers:
+                    cycle.start_trailers(self.status, headers)
+                else:
+                    cycle.start(self.status, headers)
             except (TypeError, ValueError):
                 raise RuntimeError(_UNSUPPORTED) from None
             try:
                 await cycle.sendfile(file, 0, size)
             except ConnectionResetError:  # the cycle's ClientDisconnected
                 return
-            cycle.finish()
+            if not trailers:
+                cycle.finish()
 
 
 class ASGIAdapter:
@@ -255,6 +340,11 @@ class ASGIAdapter:
         state = self.state
         version = ASGI_VERSION
         root_path = self.root_path
+        # A plain-http scope's extensions: each scope gets its own copy of the mapping (a
+        # middleware that adds or removes an extension changes only its request's), one memcpy
+        # rather than a dict built per request. The values are the spec's empty dicts, shared:
+        # an extension without parameters gives an app nothing to write.
+        extensions: dict[str, Any] = {"http.response.pathsend": {}, "http.response.trailers": {}}
 
         # Every scope starts as a copy of this one (a copy of a dict is one memcpy of its
         # table; a 14-key literal inserts key by key): the keys, in this order, and the values
@@ -294,7 +384,7 @@ class ASGIAdapter:
             scope["headers"] = cycle.headers
             scope["state"] = state.copy()
             if scheme == "http":
-                scope["extensions"] = {"http.response.pathsend": {}}
+                scope["extensions"] = extensions.copy()
             else:
                 scope["extensions"] = _extensions_tls(cycle)
             try:
@@ -328,7 +418,7 @@ def _extensions_tls(cycle: Cycle) -> dict[str, Any]:
     its own. A plain connection whose trusted proxy forwarded `https` has none (the spec: only
     for a connection using TLS); a TLS connection whose proxy forwarded `http` is not looked at,
     which keeps plain `http` scopes at one string compare."""
-    extensions: dict[str, Any] = {"http.response.pathsend": {}}
+    extensions: dict[str, Any] = {"http.response.pathsend": {}, "http.response.trailers": {}}
     conn = getattr(cycle, "_served_on", None)
     # The connection's own scheme: behind a TLS-terminating proxy (the common case for a
     # forwarded `https`) this is one compare, not a look for an SSL object that is not there.

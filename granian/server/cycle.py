@@ -3,8 +3,9 @@
 One `Cycle` object per request, on any protocol. It keeps what is protocol-neutral: the body
 queue, the waiters, disconnect, fail and abort. The framing goes through its carrier
 (`granian._types.Carrier`): the HTTP/1 connection (granian.server.h1) does Content-Length or
-chunked framing and `100 Continue`; an HTTP/2 stream will do DATA frames and END_STREAM. The
-adapters see it as `granian._types.RequestCycle` and never import this module.
+chunked framing and `100 Continue`; an HTTP/2 stream (granian.server.h2) does HEADERS, DATA
+and END_STREAM, and `:status 100` as an interim HEADERS. The adapters see it as
+`granian._types.RequestCycle` and never import this module.
 
 Interface adapters never touch transports or parser objects;
 they read the request from the cycle's attributes, read the body with `read()`, and answer with
@@ -76,6 +77,9 @@ TypeError before anything is written (the adapter turns that into its own error)
   completes the cycle.
 - `start(status, headers, flush=False)`: begins a streamed response. The head is held back and
   sent together with the first `write()`, unless `flush=True` (e.g. `text/event-stream`).
+- `start_trailers(status, headers, flush=False)`: `start()` for a response that will end with
+  `finish_trailers()`: on HTTP/1.1 it is chunked even when the app gave a `content-length` (see
+  there). A method of its own, so `start()`, on every streamed response, tests nothing more.
 - `await write(data)`: one piece of the streamed body; awaits while the transport's write buffer
   is above its high-water mark (backpressure). Raises `ClientDisconnected` (a
   `ConnectionResetError`) once the client is gone.
@@ -84,6 +88,16 @@ TypeError before anything is written (the adapter turns that into its own error)
   raw); uses the kernel's sendfile through `loop.sendfile` where the loop and transport support
   it, and positioned reads + writes (with backpressure) otherwise. Raises `ClientDisconnected`.
 - `finish()`: ends a streamed response (the terminating chunk); completes the cycle.
+- `finish_trailers(headers)`: ends a response begun with `start_trailers()` with a trailer
+  section (RFC 9110 §6.5); completes the cycle. HTTP/1.1: after the last chunk (RFC 9112
+  §7.1.2), so such a response is chunked and an app's `content-length` is dropped (a message
+  with transfer coding must not carry one, RFC 9112 §6.2, and the receiver would ignore it,
+  §6.3); HTTP/2: a HEADERS frame with END_STREAM after the DATA. Where the response cannot carry
+  trailers (HTTP/1.0: length- or close-delimited, nothing after HEAD, 1xx, 204, 304) they are
+  dropped and the response ends as `finish()` would. Fields that must not be trailers (RFC 9110
+  §6.5.1: framing, routing, authentication, response controls, content format; pseudo-headers,
+  RFC 9113 §8.1) are dropped; bad names/values raise ValueError or TypeError before anything is
+  written. A client that left makes it a no-op, as `finish()`.
 - `fail(exc=None)`: the app failed: logs the traceback on logger `_granian`, then answers 500
   if nothing was sent yet, otherwise aborts (the client sees a truncated response).
 - `abort()`: closes the connection at once; the response is never completed.
@@ -108,7 +122,7 @@ from typing import IO
 from .._types import Carrier, ClientDisconnected, Headers
 from ..constants import SERVER_LOGGER
 
-__all__ = ["ClientDisconnected", "Cycle", "Headers"]
+__all__ = ["ClientDisconnected", "Cycle", "Headers", "trailer_fields"]
 
 logger = logging.getLogger(SERVER_LOGGER)
 
@@ -116,6 +130,89 @@ _500_BODY = b"Internal Server Error"
 _SENDFILE_CHUNK = 256 * 1024  # read size of the sendfile fallback, as asyncio's own fallback
 _QUEUED, _PAUSED, _CLOSING = 0, 1, 2  # Carrier.send_data results
 _FILE_COPY, _FILE_RAW, _FILE_SKIP = 0, 1, 2  # Carrier.file_mode results
+
+
+# RFC 9110 §5.6.2 token characters: the only bytes a field name may hold.
+_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
+# Fields a server does not send as trailers (RFC 9110 §6.5.1: "evaluation is necessary prior to
+# receiving the content"): framing and connection control (§6.4, RFC 9112 §6, RFC 9113 §8.2.2),
+# routing (Host), authentication challenges and credentials (§11), request modifiers, response
+# controls (§10.2) and content format (§8). Dropped rather than refused: the body has gone
+# out by then, and refusing would leave only a truncated response. `authentication-info` and
+# `server-timing`-like fields, whose definitions allow trailers, pass.
+_NOT_TRAILERS = frozenset(
+    {
+        b"content-length",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"upgrade",
+        b"host",
+        b"authorization",
+        b"proxy-authorization",
+        b"www-authenticate",
+        b"proxy-authenticate",
+        b"set-cookie",
+        b"cookie",
+        b"expect",
+        b"max-forwards",
+        b"range",
+        b"if-match",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-unmodified-since",
+        b"if-range",
+        b"age",
+        b"cache-control",
+        b"expires",
+        b"date",
+        b"location",
+        b"retry-after",
+        b"vary",
+        b"content-type",
+        b"content-encoding",
+        b"content-range",
+        b"content-language",
+        b"content-location",
+    }
+)
+
+
+def trailer_fields(headers: Headers) -> list[tuple[bytes, bytes]]:
+    """The app's trailer fields as both carriers send them: bytes (str as latin-1), names
+    lower-cased, values trimmed; names that must not be trailers, and pseudo-headers (RFC 9113
+    §8.1: never in trailers), dropped. A name that is not a token, or a value with CR, LF or NUL
+    (field splitting, RFC 9110 §5.5), raises ValueError; neither bytes nor str, TypeError."""
+    out: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name.__class__ is not bytes:
+            if isinstance(name, str):
+                name = name.encode("latin-1")
+            elif isinstance(name, (bytearray, memoryview)):
+                name = bytes(name)
+            else:
+                raise TypeError(f"header name must be bytes or str, not {type(name).__name__}")
+        if value.__class__ is not bytes:
+            if isinstance(value, str):
+                value = value.encode("latin-1")
+            elif isinstance(value, (bytearray, memoryview)):
+                value = bytes(value)
+            else:
+                raise TypeError(f"header value must be bytes or str, not {type(value).__name__}")
+        name = name.lower()
+        if name[:1] == b":":
+            continue
+        if not name or not _TCHAR.issuperset(name):
+            raise ValueError(f"invalid trailer name {name!r}")
+        value = value.strip(b" \t")
+        if 13 in value or 10 in value or 0 in value:
+            raise ValueError(f"invalid trailer value {value!r}: CR, LF and NUL are not allowed")
+        if name not in _NOT_TRAILERS:
+            out.append((name, value))
+    return out
 
 
 class Cycle:
@@ -132,6 +229,7 @@ class Cycle:
     _body_size = 0
     _read_waiter: asyncio.Future[None] | None = None
     _done_waiter: asyncio.Future[None] | None = None
+    _trailers = False  # start_trailers(): the response ends with finish_trailers()
     # Per-request values with a common default, stored only when they differ.
     http_version = "1.1"
 
@@ -186,7 +284,7 @@ class Cycle:
             carrier = self._carrier
             if carrier is None or self.disconnected:
                 return None
-            carrier.want_body(self)  # HTTP/1: `100 Continue` on the first wait (RFC 9110 §10.1.1)
+            carrier.want_body(self)  # `100 Continue` on the first wait (RFC 9110 §10.1.1)
             waiter = asyncio.get_running_loop().create_future()
             self._read_waiter = waiter
             try:
@@ -270,6 +368,17 @@ class Cycle:
             return
         carrier.send_head(self, status, headers, flush)
 
+    def start_trailers(self, status: int, headers: Headers, flush: bool = False) -> None:
+        if self.response_started:
+            raise RuntimeError("response already started")
+        self._trailers = True
+        carrier = self._carrier
+        if carrier is None:
+            self.response_started = True
+            self.status = status
+            return
+        carrier.send_head_trailers(self, status, headers, flush)
+
     async def write(self, data: bytes) -> None:
         carrier = self._carrier
         if carrier is None:
@@ -331,6 +440,22 @@ class Cycle:
             self.response_done = True
             return
         carrier.end(self)
+
+    def finish_trailers(self, headers: Headers) -> None:
+        if self.response_done:
+            if self.disconnected:
+                return  # as finish(): the end is moot once the client left
+            raise RuntimeError("response already finished")
+        if not self.response_started:
+            raise RuntimeError("response not started")
+        if not self._trailers:
+            raise RuntimeError("response not begun with start_trailers()")
+        fields = trailer_fields(headers)
+        carrier = self._carrier
+        if carrier is None:
+            self.response_done = True
+            return
+        carrier.send_trailers(self, fields)
 
     def fail(self, exc: BaseException | None = None) -> None:
         if exc is not None:

@@ -51,6 +51,21 @@ _QUEUED, _PAUSED, _CLOSING = 0, 1, 2
 _FILE_COPY, _FILE_RAW, _FILE_SKIP = 0, 1, 2
 
 
+def _without_length(headers: Headers) -> list[tuple[bytes | str, bytes | str]]:
+    """`headers` minus `content-length` (any case); other items pass as they are, so build_head
+    still refuses what it would refuse."""
+    out: list[tuple[bytes | str, bytes | str]] = []
+    for field in headers:
+        name = field[0]
+        if isinstance(name, (bytes, str)) and name.lower() in _CL_NAMES:
+            continue
+        out.append(field)
+    return out
+
+
+_CL_NAMES = (b"content-length", "content-length")
+
+
 class H1Carrier(H1State):
     """Framing half of `H1Protocol`. The connection state both halves use is declared here."""
 
@@ -128,6 +143,16 @@ class H1Carrier(H1State):
             cycle.bytes_sent = len(body)
             self.complete(cycle, head, body)
 
+    def send_head_trailers(self, cycle: Cycle, status: int, headers: Headers, flush: bool) -> None:
+        if self._minor and not self._is_head and 200 <= status and status != 204 and status != 304:
+            # The trailers need chunked framing (RFC 9112 §7.1.2), and a chunked message must
+            # not carry a content-length (§6.2; a receiver would ignore it, §6.3): the app's
+            # length is dropped and the body chunked, rather than the trailers dropped. On
+            # HTTP/1.0 and for responses without a body the trailers are what is dropped
+            # (send_trailers), so the length stays.
+            headers = _without_length(headers)
+        self.send_head(cycle, status, headers, flush)
+
     def send_head(self, cycle: Cycle, status: int, headers: Headers, flush: bool) -> None:
         if not cycle._body_eof and self.unread_too_large():
             cycle.keep_alive = False
@@ -173,6 +198,18 @@ class H1Carrier(H1State):
             cycle.keep_alive = False
         elif framing == FRAME_CLOSE:
             cycle.keep_alive = False
+        self.complete(cycle, head or b"", tail)
+
+    def send_trailers(self, cycle: Cycle, fields: list[tuple[bytes, bytes]]) -> None:
+        if self._framing != FRAME_CHUNKED:
+            # HTTP/1.0 (length- or close-delimited) or no body (HEAD, 1xx, 204, 304): nowhere to
+            # put a trailer section; the response ends as without one.
+            self.end(cycle)
+            return
+        head = self._pending_head
+        self._pending_head = None
+        # The last chunk, the trailer fields, the final CRLF (RFC 9112 §7.1).
+        tail = b"0\r\n" + b"".join([b"%b: %b\r\n" % field for field in fields]) + b"\r\n"
         self.complete(cycle, head or b"", tail)
 
     def send_error(self, cycle: Cycle, status: int, body: bytes) -> None:

@@ -44,6 +44,8 @@ _FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 _TE = b"transfer-encoding"
 _CL = b"content-length"
 _SERVER = (b"server", SERVER_NAME)
+_EXPECT = b"expect"
+_CONTINUE = b"100-continue"
 
 _date_second = -1
 _date_field: tuple[bytes, bytes] = (b"date", b"")
@@ -145,6 +147,7 @@ class H2Stream:
         "stall_since",
         "_is_head",
         "_no_body",
+        "_asked",
         "_head",
         "_unconsumed",
         "_waiter",
@@ -165,6 +168,7 @@ class H2Stream:
         self.stall_since = _NEVER
         self._is_head = is_head
         self._no_body = is_head
+        self._asked = False  # the app has waited for body once (want_body)
         self._head: tuple[int, list[tuple[bytes, bytes]]] | None = None
         self._unconsumed = 0
         self._waiter: asyncio.Future[None] | None = None
@@ -196,9 +200,22 @@ class H2Stream:
             self.conn.schedule_flush()
 
     def want_body(self, cycle: Cycle) -> None:
-        # No `100 Continue` here: an HTTP/2 client that waits for one gives up waiting after a
-        # while (RFC 9110 §10.1.1), and the credit in our window is the real go-ahead.
-        return None
+        # `100 Continue` (RFC 9110 §10.1.1; on HTTP/2 an interim HEADERS, RFC 9113 §8.1) once,
+        # on the app's first wait for body, and only while no response has started: a client
+        # that holds its body back until then (RFC 9110 §10.1.1 lets it wait a while) goes
+        # ahead at once, and one whose request the app answers without reading never gets it,
+        # as on HTTP/1.1 (H1Carrier.want_body). The cycle calls this only while body is due.
+        if self._asked:
+            return
+        self._asked = True
+        if cycle.response_started or self.gone:
+            return
+        for name, value in cycle.headers:
+            if name == _EXPECT:
+                # The one expectation defined (RFC 9110 §10.1.1), compared case-insensitively.
+                if value.lower() == _CONTINUE and self.conn.session.send_informational(self.sid, 100, []):
+                    self.conn.schedule_flush()
+                return
 
     # ---------------------------------------------------------------- Carrier: response
 
@@ -212,6 +229,11 @@ class H2Stream:
         if not no_body:
             cycle.bytes_sent = len(body)
         self._complete(cycle)
+
+    def send_head_trailers(self, cycle: Cycle, status: int, headers: Headers, flush: bool) -> None:
+        # The head is the same: HTTP/2 frames any body alike, and an app's content-length may
+        # go with trailers (RFC 9113 §8.1).
+        self.send_head(cycle, status, headers, flush)
 
     def send_head(self, cycle: Cycle, status: int, headers: Headers, flush: bool) -> None:
         fields = response_fields(headers, -1)
@@ -255,6 +277,21 @@ class H2Stream:
             session.send_response(self.sid, head[0], head[1], b"", True)
         else:
             session.send_data(self.sid, b"", True)
+        self._complete(cycle)
+
+    def send_trailers(self, cycle: Cycle, fields: list[tuple[bytes, bytes]]) -> None:
+        """The trailer section: a HEADERS frame with END_STREAM after the last DATA (RFC 9113
+        §8.1), which then carries no END_STREAM. None to send, or a response without a body
+        (HEAD, 1xx, 204, 304, dropped as on HTTP/1.1): ends as `end()` does."""
+        if self._no_body or not fields:
+            self.end(cycle)
+            return
+        session = self.conn.session
+        head = self._head
+        if head is not None:
+            self._head = None
+            session.send_response(self.sid, head[0], head[1], b"", False)
+        session.send_trailers(self.sid, fields)
         self._complete(cycle)
 
     def send_error(self, cycle: Cycle, status: int, body: bytes) -> None:
