@@ -590,6 +590,33 @@ def test_asgi_scope(fake_cycle: type[FakeCycle]) -> None:
     assert (two["scheme"], two["client"], two["server"]) == ("https", None, None)
 
 
+def test_asgi_extensions_are_not_shared_between_requests(fake_cycle: type[FakeCycle]) -> None:
+    scopes: list[Message] = []
+
+    async def app(scope: Message, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        ext = scope["extensions"]
+        # what a middleware might do to its own request's extensions
+        ext["http.response.trailers"]["seen"] = True
+        ext["http.response.pathsend"]["seen"] = True
+        ext["mine"] = {}
+        await send(start())
+        await send(body())
+
+    adapter = ASGIAdapter(app)
+    serve(adapter, fake_cycle())
+    serve(adapter, fake_cycle())
+    one, two = scopes
+    assert one["extensions"]["http.response.trailers"] == {"seen": True}
+    assert two["extensions"]["http.response.trailers"] is not one["extensions"]["http.response.trailers"]
+    assert two["extensions"]["http.response.pathsend"] is not one["extensions"]["http.response.pathsend"]
+    assert scopes[1]["extensions"] == {
+        "http.response.pathsend": {"seen": True},
+        "http.response.trailers": {"seen": True},
+        "mine": {},
+    }  # its own writes only: each started empty
+
+
 def test_asgi_lifespan_adapter_serves_http_the_same(fake_cycle: type[FakeCycle]) -> None:
     async def app(scope: Message, receive: Any, send: Any) -> None:
         await send(start(200))

@@ -340,12 +340,6 @@ class ASGIAdapter:
         state = self.state
         version = ASGI_VERSION
         root_path = self.root_path
-        # A plain-http scope's extensions: each scope gets its own copy of the mapping (a
-        # middleware that adds or removes an extension changes only its request's), one memcpy
-        # rather than a dict built per request. The values are the spec's empty dicts, shared:
-        # an extension without parameters gives an app nothing to write.
-        extensions: dict[str, Any] = {"http.response.pathsend": {}, "http.response.trailers": {}}
-
         # Every scope starts as a copy of this one (a copy of a dict is one memcpy of its
         # table; a 14-key literal inserts key by key): the keys, in this order, and the values
         # that are the same for every request.
@@ -384,7 +378,9 @@ class ASGIAdapter:
             scope["headers"] = cycle.headers
             scope["state"] = state.copy()
             if scheme == "http":
-                scope["extensions"] = extensions.copy()
+                # Built per request, values included: nothing an app or middleware writes into
+                # one request's extensions may show up in another's.
+                scope["extensions"] = {"http.response.pathsend": {}, "http.response.trailers": {}}
             else:
                 scope["extensions"] = _extensions_tls(cycle)
             try:
