@@ -147,7 +147,7 @@ def test_granian_and_embed_map_keywords_the_same_way() -> None:
     assert options["host"] == "::1" and options["metrics"] is True and options["access_log"] is True
     assert options["ws"] is False and "backpressure" not in options
     assert options["http1_keep_alive"] is False and options["http1_buffer_size"] == 417792
-    # only the HTTP/2 knobs that differ from the defaults (the rest would be refused as unbuilt)
+    # only the HTTP/2 knobs that differ from the defaults are passed on
     assert options["http2_max_frame_size"] == 32768 and "http2_adaptive_window" not in options
     from granian import Granian
 
