@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 from apps.h2_client import H2Client, ev
+from h2_serve import NG_OK, NG_WHY, wait_h2
 from helpers import APPS_DIR, ServerProc, recv_all, start_server
 from hyperframe.frame import DataFrame, HeadersFrame, RstStreamFrame
-from test_h2_serving import NG_OK, NG_WHY, wait_h2
 
 TRAILERS = {b"x-checksum": b"abc123", b"x-count": b"3"}
 ERROR_LOG = "Application callable raised an exception"

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from apps.h2_client import H2Client
-from helpers import ServerProc, start_server
+from h2_serve import APPS, PREFACE, serve_fixture
+from h2_serve import engine as _engine
+from helpers import ServerProc
 from hpack import Encoder
 from hyperframe.frame import (
     ContinuationFrame,
@@ -31,35 +31,12 @@ from hyperframe.frame import (
     SettingsFrame,
     WindowUpdateFrame,
 )
-from test_h2_serving import APPS, ENGINES, NG_OK, NG_WHY, PREFACE, wait_h2
 
 REFUSED_STREAM = 0x7
 PROTOCOL_ERROR = 0x1
 
-
-@pytest.fixture(params=ENGINES)
-def engine(request: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    name: str = request.param
-    if name == "nghttp2" and not NG_OK:
-        pytest.skip(f"libnghttp2 is not loadable here: {NG_WHY}")
-    monkeypatch.setenv("GRANIAN_HTTP2_ENGINE", name)
-    return name
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    started: list[ServerProc] = []
-
-    def run(**options: Any) -> ServerProc:
-        proc = start_server(APPS["asgi"], interface="asgi", **options)
-        started.append(proc)
-        wait_h2(proc)
-        return proc
-
-    yield run
-    for proc in started:
-        code, err = proc.stop()
-        assert "Traceback" not in err, err[-3000:]
+engine = _engine  # the shared fixture (h2_serve), under its name
+serve = serve_fixture(APPS["asgi"], no_traceback=True)
 
 
 class Raw:

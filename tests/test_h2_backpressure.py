@@ -7,40 +7,17 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from apps.h2_client import H2Client, ev
-from helpers import ServerProc, start_server
-from test_h2_serving import ENGINES, NG_OK, NG_WHY, wait_h2
+from h2_serve import engine as _engine
+from h2_serve import serve_fixture
 
 APP = "h2_bp_apps:app"
 MiB = 1 << 20
 
-
-@pytest.fixture(params=ENGINES)
-def engine(request: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    name: str = request.param
-    if name == "nghttp2" and not NG_OK:
-        pytest.skip(f"libnghttp2 is not loadable here: {NG_WHY}")
-    monkeypatch.setenv("GRANIAN_HTTP2_ENGINE", name)
-    return name
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    started: list[ServerProc] = []
-
-    def run(**options: Any) -> ServerProc:
-        proc = start_server(APP, interface="asgi", **options)
-        started.append(proc)
-        wait_h2(proc)
-        return proc
-
-    yield run
-    for proc in started:
-        proc.stop()
+engine = _engine  # the shared fixture (h2_serve), under its name
+serve = serve_fixture(APP)
 
 
 def _text(c: H2Client, sid: int) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from apps.h2_client import H2Client, ev
+from h2_serve import NG_OK, NG_WHY, wait_h2
 from helpers import ServerProc, start_server
-from test_h2_serving import NG_OK, NG_WHY, wait_h2
 
 EXPECT = [(b"expect", b"100-continue")]
 

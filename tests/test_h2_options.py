@@ -6,40 +6,18 @@ zero window, which is reset while the connection goes on."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from apps.h2_client import H2Client, SettingCodes, ev
-from helpers import ServerProc, start_server
-from test_h2_serving import APPS, ENGINES, NG_OK, NG_WHY, wait_h2
+from h2_serve import engine as _engine
+from h2_serve import serve_fixture
 
 from granian.settings import NOT_IMPLEMENTED
 
-
-@pytest.fixture(params=ENGINES)
-def engine(request: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    name: str = request.param
-    if name == "nghttp2" and not NG_OK:
-        pytest.skip(f"libnghttp2 is not loadable here: {NG_WHY}")
-    monkeypatch.setenv("GRANIAN_HTTP2_ENGINE", name)
-    return name
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    started: list[ServerProc] = []
-
-    def run(iface: str = "asgi", **options: Any) -> ServerProc:
-        proc = start_server(APPS[iface], interface=iface, **options)
-        started.append(proc)
-        wait_h2(proc)
-        return proc
-
-    yield run
-    for proc in started:
-        proc.stop()
+engine = _engine  # the shared fixture (h2_serve), under its name
+serve = serve_fixture()
 
 
 def test_the_options_are_no_longer_refused() -> None:

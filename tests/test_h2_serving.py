@@ -17,65 +17,18 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from apps.h2_client import H2Client, ev
-from helpers import APPS_DIR, ServerProc, start_server
+from h2_serve import APPS, PREFACE, MiB, serve_fixture, wait_h2
+from h2_serve import engine as _engine
+from helpers import APPS_DIR, start_server
 
-from granian.http2 import engine_status
-
-NG_OK, NG_WHY = engine_status()
-ENGINES = ["nghttp2", "h2"]
-APPS = {"asgi": "h2_apps:app", "rsgi": "h2_apps:rsgi_app", "wsgi": "h2_apps:wsgi_app"}
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-MiB = 1 << 20
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    name: str = request.param
-    if name == "nghttp2" and not NG_OK:
-        pytest.skip(f"libnghttp2 is not loadable here: {NG_WHY}")
-    # read by granian.server.h2 in the worker (start_server passes the environment on)
-    monkeypatch.setenv("GRANIAN_HTTP2_ENGINE", name)
-    return name
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Any]:
-    started: list[ServerProc] = []
-
-    def run(iface: str = "asgi", **options: Any) -> ServerProc:
-        proc = start_server(APPS[iface], interface=iface, **options)
-        started.append(proc)
-        wait_h2(proc)
-        return proc
-
-    yield run
-    for proc in started:
-        proc.stop()
-
-
-def wait_h2(srv: ServerProc, timeout: float = 15.0) -> None:
-    """Until the worker answers (its port is bound before the app is loaded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", srv.port), timeout=1) as s:
-                s.sendall(PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-                s.settimeout(1)
-                if s.recv(9)[3:4] == b"\x04":  # the server's SETTINGS frame
-                    return
-        except OSError:
-            pass
-        if srv.proc.poll() is not None:
-            raise RuntimeError(f"server exited: {srv.stop()[1]}")
-        time.sleep(0.1)
-    raise RuntimeError("server not ready")
+engine = _engine  # the shared fixture (h2_serve), under its name
+serve = serve_fixture()
 
 
 def h2c() -> httpx.Client:

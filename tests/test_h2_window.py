@@ -10,14 +10,13 @@ credit meanwhile, as its app reads). The sample is then at least HOLD, whatever 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from apps.h2_client import H2Client, ev
-from helpers import ServerProc, start_server
+from h2_serve import APPS, ENGINES, NG_OK, NG_WHY, serve_fixture
+from h2_serve import engine as _engine
 from hyperframe.frame import PingFrame
-from test_h2_serving import APPS, ENGINES, NG_OK, NG_WHY, wait_h2
 
 from granian.server.h2.window import BDP_PING
 from granian.settings import NOT_IMPLEMENTED
@@ -26,29 +25,8 @@ MiB = 1 << 20
 INITIAL = 1 * MiB  # CLI.md's default stream and connection windows
 HOLD = 4 * MiB
 
-
-@pytest.fixture(params=ENGINES)
-def engine(request: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    name: str = request.param
-    if name == "nghttp2" and not NG_OK:
-        pytest.skip(f"libnghttp2 is not loadable here: {NG_WHY}")
-    monkeypatch.setenv("GRANIAN_HTTP2_ENGINE", name)
-    return name
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    started: list[ServerProc] = []
-
-    def run(**options: Any) -> ServerProc:
-        proc = start_server(APPS["asgi"], interface="asgi", **options)
-        started.append(proc)
-        wait_h2(proc)
-        return proc
-
-    yield run
-    for proc in started:
-        proc.stop()
+engine = _engine  # the shared fixture (h2_serve), under its name
+serve = serve_fixture(APPS["asgi"])
 
 
 class SlowAckClient(H2Client):
