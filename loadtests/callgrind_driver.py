@@ -135,6 +135,7 @@ def _adapter(mode: str) -> Any:
 
 async def _serve(mode: str, n: int) -> None:
     from granian.server.context import ServerContext
+
     try:
         # a tree from before the cycle-core refactor (GRANIAN_SRC). Tried first: an editable
         # install's finder would serve this checkout's server/h1 to an older tree.
@@ -184,28 +185,28 @@ def serve(mode: str, n: int) -> None:
     uvloop.run(_serve(mode, n))
 
 
-def _instructions(mode: str, n: int) -> int:
+def instructions(script: str, mode: str, n: int) -> int:
+    """Instructions callgrind counts for `script mode n` (the whole process)."""
     out = f"/tmp/callgrind.{mode}.{n}.{os.getpid()}"
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-    proc = subprocess.run(
-        [*cmd, sys.executable, __file__, mode, str(n)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    os.unlink(out)
+    proc = subprocess.run([*cmd, sys.executable, script, mode, str(n)], capture_output=True, text=True)
+    if os.path.exists(out):
+        os.unlink(out)
     m = re.search(r"Collected : (\d+)", proc.stderr)
-    if m is None:
-        raise SystemExit(proc.stderr)
+    if proc.returncode != 0 or m is None:
+        raise SystemExit(proc.stderr[-2000:])
     return int(m.group(1))
+
+
+def per_request(script: str, mode: str, lo: int = 2000, hi: int = 12000) -> str:
+    """Two runs and the difference: start-up (imports, loop creation) cancels exactly."""
+    a, b = instructions(script, mode, lo), instructions(script, mode, hi)
+    return f"{mode}: {(b - a) / (hi - lo):,.0f} instructions/request"
 
 
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "--callgrind":
-        mode = argv[1] if len(argv) > 1 else "asgi"
-        lo, hi = 2000, 12000
-        a, b = _instructions(mode, lo), _instructions(mode, hi)
-        print(f"{mode}: {(b - a) / (hi - lo):,.0f} instructions/request")
+        print(per_request(__file__, argv[1] if len(argv) > 1 else "asgi"))
         return
     mode = argv[0] if argv else "asgi"
     n = int(argv[1]) if len(argv) > 1 else 10000

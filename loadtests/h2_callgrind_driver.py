@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import struct
-import subprocess
 import sys
 from typing import Any
 
@@ -115,17 +113,9 @@ class FakeTransport:
 
 
 def _adapter(mode: str) -> Any:
-    if "asgi" in mode:
-        from apps.asgi_app import app as asgi_app
+    from callgrind_driver import _adapter as h1_adapter  # the same loadtests apps and adapters
 
-        from granian.apps.asgi import ASGIAdapter
-
-        return ASGIAdapter(asgi_app)
-    from apps.rsgi_app import app as rsgi_app
-
-    from granian.apps.rsgi import RSGIAdapter
-
-    return RSGIAdapter(rsgi_app)
+    return h1_adapter("asgi" if "asgi" in mode else "rsgi")
 
 
 async def _serve(mode: str, n: int) -> None:
@@ -159,24 +149,11 @@ def serve(mode: str, n: int) -> None:
     uvloop.run(_serve(mode, n))
 
 
-def _instructions(mode: str, n: int) -> int:
-    out = f"/tmp/callgrind.{mode}.{n}.{os.getpid()}"
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-    proc = subprocess.run([*cmd, sys.executable, __file__, mode, str(n)], capture_output=True, text=True)
-    if os.path.exists(out):
-        os.unlink(out)
-    m = re.search(r"Collected : (\d+)", proc.stderr)
-    if proc.returncode != 0 or m is None:
-        raise SystemExit(proc.stderr[-2000:])
-    return int(m.group(1))
-
-
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "--callgrind":
-        mode = argv[1] if len(argv) > 1 else "h2-rsgi"
-        lo, hi = 2000, 12000
-        a, b = _instructions(mode, lo), _instructions(mode, hi)
-        print(f"{mode}: {(b - a) / (hi - lo):,.0f} instructions/request")
+        from callgrind_driver import per_request
+
+        print(per_request(__file__, argv[1] if len(argv) > 1 else "h2-rsgi"))
         return
     if argv and argv[0] == "--profile":
         import cProfile

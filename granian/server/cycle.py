@@ -181,6 +181,14 @@ _NOT_TRAILERS = frozenset(
 )
 
 
+def _field_bytes(x: object, what: str) -> bytes:
+    if isinstance(x, str):
+        return x.encode("latin-1")
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return bytes(x)
+    raise TypeError(f"header {what} must be bytes or str, not {type(x).__name__}")
+
+
 def trailer_fields(headers: Headers) -> list[tuple[bytes, bytes]]:
     """The app's trailer fields as both carriers send them: bytes (str as latin-1), names
     lower-cased, values trimmed; names that must not be trailers, and pseudo-headers (RFC 9113
@@ -189,19 +197,9 @@ def trailer_fields(headers: Headers) -> list[tuple[bytes, bytes]]:
     out: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         if name.__class__ is not bytes:
-            if isinstance(name, str):
-                name = name.encode("latin-1")
-            elif isinstance(name, (bytearray, memoryview)):
-                name = bytes(name)
-            else:
-                raise TypeError(f"header name must be bytes or str, not {type(name).__name__}")
+            name = _field_bytes(name, "name")
         if value.__class__ is not bytes:
-            if isinstance(value, str):
-                value = value.encode("latin-1")
-            elif isinstance(value, (bytearray, memoryview)):
-                value = bytes(value)
-            else:
-                raise TypeError(f"header value must be bytes or str, not {type(value).__name__}")
+            value = _field_bytes(value, "value")
         name = name.lower()
         if name[:1] == b":":
             continue
