@@ -54,6 +54,7 @@ class RequestCycle(Protocol):
     raw_path: bytes
     query: bytes
     http_version: str
+    authority: str | None  # HTTP/2's `:authority`, None on HTTP/1
     headers: list[tuple[bytes, bytes]]
     scheme: str
     client: Address | None

@@ -181,8 +181,7 @@ class FakeCycle:
         self.server = server
         self.root_path = root_path
         self.keep_alive = keep_alive
-        if authority is not None:
-            self.authority = authority  # HTTP/2 cycles only (RSGI reads it with getattr)
+        self.authority = authority  # HTTP/2's `:authority`; None on HTTP/1
         # state (the contract's names)
         self.disconnected = False
         self.body_complete = False

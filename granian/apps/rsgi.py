@@ -219,8 +219,7 @@ class RSGIAdapter:
                 raw_path.decode("utf-8", "replace") if b"%" not in raw_path else decode_path(raw_path),
                 cycle.query.decode("latin-1"),
                 Headers(cycle.headers),
-                # `:authority` exists on HTTP/2 cycles only (RSGI.md: None on HTTP/1)
-                getattr(cycle, "authority", None),
+                cycle.authority,  # HTTP/2's `:authority`; None on HTTP/1 (RSGI.md)
             )
             proto = HTTPProtocol(cycle)
             try:

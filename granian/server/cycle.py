@@ -230,6 +230,7 @@ class Cycle:
     _trailers = False  # start_trailers(): the response ends with finish_trailers()
     # Per-request values with a common default, stored only when they differ.
     http_version = "1.1"
+    authority: str | None = None  # HTTP/2's `:authority` (RSGI's scope.authority; None on HTTP/1)
 
     def __init__(
         self,

@@ -383,7 +383,8 @@ class H2Protocol(asyncio.Protocol):
         st = H2Stream(self, sid, name == "HEAD")
         cycle = Cycle(st, name, raw_path, query, "2", headers, True, end)
         # RSGI's scope.authority (RSGI.md: the `:authority` of HTTP/2 requests)
-        cycle.authority = authority.decode("latin-1") if authority else None  # type: ignore[attr-defined]
+        if authority:
+            cycle.authority = authority.decode("latin-1")
         if self._proxy is not None:
             self._forwarded(cycle, headers)
         st.cycle = cycle
