@@ -18,6 +18,8 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
+from asgi_bits import read_body, serve_lifespan
+
 HERE = os.path.abspath(__file__)
 
 
@@ -53,26 +55,10 @@ async def _barrier(n: int) -> bool:
 # ---------------------------------------------------------------- ASGI
 
 
-async def _read(receive: Any) -> bytes:
-    chunks = []
-    while True:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            return b"".join(chunks)
-        chunks.append(msg.get("body", b""))
-        if not msg.get("more_body", False):
-            return b"".join(chunks)
-
-
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     path = scope["path"]
     query = scope["query_string"].decode()
     ct = [(b"content-type", b"text/plain")]
@@ -89,7 +75,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             }
         ).encode()
     elif path == "/echo":
-        body = await _read(receive)
+        body = await read_body(receive)
     elif path == "/slow":
         await asyncio.sleep(float(_arg(query, "s", "0.5")))
         body = b"slow"
@@ -124,7 +110,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/hold":
         # Reads nothing for a while: the request body's credit is held (backpressure).
         await asyncio.sleep(float(_arg(query, "s", "1")))
-        body = str(len(await _read(receive))).encode()
+        body = str(len(await read_body(receive))).encode()
     elif path == "/fail":
         raise RuntimeError("boom")
     elif path == "/barrier":

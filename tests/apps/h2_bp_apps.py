@@ -12,18 +12,15 @@ import asyncio
 from typing import Any
 from urllib.parse import parse_qs
 
+from asgi_bits import serve_lifespan
+
 _STATE: dict[str, Any] = {"running": 0, "most": 0, "started": []}
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     query = parse_qs(scope["query_string"].decode())
     if scope["path"] == "/started":
         body = ",".join(_STATE["started"]).encode()

@@ -37,6 +37,8 @@ import os
 from typing import Any
 from urllib.parse import parse_qs
 
+from asgi_bits import read_body, serve_lifespan
+
 HERE = os.path.abspath(__file__)
 TRAILERS = [(b"x-checksum", b"abc123"), (b"x-count", b"3")]
 
@@ -55,27 +57,6 @@ def _event(line: str) -> None:
     if path:
         with open(path, "a") as f:
             f.write(line + "\n")
-
-
-async def _read(receive: Any) -> bytes:
-    chunks = []
-    while True:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            return b"".join(chunks)
-        chunks.append(msg.get("body", b""))
-        if not msg.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _lifespan(receive: Any, send: Any) -> None:
-    while True:
-        msg = await receive()
-        if msg["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        else:
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 def _start(status: int = 200, headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
@@ -97,7 +78,7 @@ def _trailers(headers: list[tuple[bytes, bytes]], more: bool = False) -> dict[st
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        await _lifespan(receive, send)
+        await serve_lifespan(receive, send)
         return
     path = scope["path"]
     query = parse_qs(scope["query_string"].decode())
@@ -197,7 +178,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     # ------------------------------------------------------------ 100 Continue
     elif path == "/read":
         await asyncio.wait_for(_gate(query["key"][0]).wait(), 10)
-        data = await _read(receive)
+        data = await read_body(receive)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send(_body(data))
     elif path == "/go":
@@ -208,7 +189,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send(_body(b"not read"))
     elif path == "/echo":
-        data = await _read(receive)
+        data = await read_body(receive)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send(_body(data))
     else:

@@ -11,6 +11,8 @@ import asyncio
 import json
 import sys
 
+from asgi_bits import serve_lifespan
+
 EVENTS: list[list[object]] = []
 RELEASE = asyncio.Event()
 
@@ -29,13 +31,8 @@ async def http(scope, receive, send, body: bytes) -> None:
 
 async def app(scope, receive, send):  # noqa: C901 - one route per test scenario
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await serve_lifespan(receive, send)
+        return
     if scope["type"] == "http":
         if scope["path"] == "/events":
             await http(scope, receive, send, json.dumps(EVENTS).encode())
